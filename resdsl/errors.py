@@ -1,0 +1,71 @@
+"""Errors a user can cause. The CLI prints them and exits with code 2; nothing else is caught."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+class ResdslError(Exception):
+    """Base of every error that is the user's input, not a bug in resdsl."""
+
+
+class DataError(ResdslError):
+    """A data set is missing, malformed or unsafe."""
+
+
+class RunError(ResdslError):
+    """A training run cannot start or continue (bad record, bad option)."""
+
+
+class SweepError(ResdslError):
+    """A sweep cannot be set up (bad grid, bad storage, bad objective)."""
+
+
+class ReportError(ResdslError):
+    """Run records cannot be turned into a report."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelled name, or None when nothing is close."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+@dataclass
+class SourcePos:
+    """A place in a spec file: 1-based line and column."""
+
+    path: str
+    line: int
+    col: int
+
+
+class SpecError(ResdslError):
+    """A spec that does not parse or does not check; the message carries file:line:col."""
+
+    def __init__(self, message: str, pos: SourcePos | None = None, source: str | None = None,
+                 hint: str | None = None):
+        self.message = message
+        self.pos = pos
+        self.source = source
+        self.hint = hint
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        if self.pos is None:
+            head = f"error: {self.message}"
+        else:
+            head = f"{self.pos.path}:{self.pos.line}:{self.pos.col}: error: {self.message}"
+        lines = [head]
+        if self.pos is not None and self.source is not None:
+            src_lines = self.source.splitlines()
+            if 1 <= self.pos.line <= len(src_lines):
+                text = src_lines[self.pos.line - 1].replace("\t", " ")
+                gutter = f"{self.pos.line:>5} | "
+                lines.append(gutter + text)
+                lines.append(" " * (len(gutter) - 2) + "| " + " " * max(self.pos.col - 1, 0) + "^")
+        if self.hint:
+            lines.append(self.hint)
+        return "\n".join(lines)
