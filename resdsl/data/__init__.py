@@ -1,0 +1,79 @@
+"""The data layer: CIFAR-10, ImageNet-style folders and synthetic data.
+
+``open_dataset(name, data_dir, **opts)`` is the front door used by training:
+
+- ``"cifar10"`` -> ``CifarData`` (uint8 tensors in memory). Options: ``download`` (default
+  True), ``strict_counts`` (default True: 10000 images per batch), ``val_size`` and ``seed``
+  (hold out a validation split from the training set, see ``split_validation``).
+- ``"synthetic"`` -> ``CifarData`` generated from a seed (options of ``make_synthetic``, plus
+  ``val_size``); ``data_dir`` is ignored.
+- ``"imagenet"`` -> ``ImageNetData`` (options of ``open_imagenet``).
+
+CIFAR-like data is then fed through ``cifar_loaders`` (GPU-side augmentation), ImageNet through
+``ImageNetData.train_loader`` / ``val_loader`` (worker processes). Both training streams share a
+contract: endless ``next()``, drop-last, ``state_dict()``/``load_state_dict()`` for exact resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from resdsl.errors import DataError, did_you_mean
+from resdsl.data.cifar import (
+    CIFAR10_CLASSES, CifarData, CifarEvalLoader, CifarLoader, CifarLoaders, augment_cifar,
+    cache_dir, cifar_loaders, download_cifar10, find_cifar10, load_cifar10, mean_image,
+    normalize, split_validation, verify_cifar10,
+)
+from resdsl.data.imagenet import (
+    ImageFolder, ImageMean, ImageNetData, ImageNetLoader, multiscale_scores, open_imagenet,
+    tencrop_scores,
+)
+from resdsl.data.metrics import top1_error, top5_error, topk_correct
+from resdsl.data.safe_pickle import safe_load_pickle
+from resdsl.data.synthetic import make_synthetic
+
+DATASETS = ("cifar10", "imagenet", "synthetic")
+
+__all__ = [
+    "DATASETS", "open_dataset", "CIFAR10_CLASSES", "CifarData", "CifarEvalLoader", "CifarLoader",
+    "CifarLoaders", "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
+    "find_cifar10", "load_cifar10", "mean_image", "normalize", "split_validation",
+    "verify_cifar10", "ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
+    "multiscale_scores", "open_imagenet", "tencrop_scores", "top1_error", "top5_error",
+    "topk_correct", "safe_load_pickle", "make_synthetic",
+]
+
+
+def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> CifarData | ImageNetData:
+    """Open a data set by name; see the module docstring for the options of each."""
+    if name == "cifar10":
+        val_size, seed = opts.pop("val_size", 0), opts.pop("seed", 0)
+        _no_extra(name, opts, {"download", "strict_counts"})
+        strict = opts.get("strict_counts", True)
+        folder = find_cifar10(data_dir, download=opts.get("download", True), strict_counts=strict)
+        return split_validation(load_cifar10(folder, strict_counts=strict), val_size, seed)
+    if name == "synthetic":
+        val_size = opts.pop("val_size", 0)
+        _no_extra(name, opts, {"num_train", "num_test", "num_classes", "shape", "seed", "noise",
+                               "contrast", "brightness", "grid"})
+        data = make_synthetic(**opts)
+        return split_validation(data, val_size, opts.get("seed", 0))
+    if name == "imagenet":
+        if data_dir is None:
+            raise DataError("the imagenet data set needs a data folder holding train/ and val/ "
+                            "(one sub-folder per class); pass its path")
+        _no_extra(name, opts, {"crop", "resize", "scale", "mean", "mean_sample", "seed",
+                               "num_workers"})
+        return open_imagenet(data_dir, **opts)
+    guess = did_you_mean(name, DATASETS)
+    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}"
+                    + (f" (did you mean {guess!r}?)" if guess else ""))
+
+
+def _no_extra(name: str, opts: dict, allowed: set[str]) -> None:
+    for key in opts:
+        if key not in allowed:
+            guess = did_you_mean(key, allowed)
+            raise DataError(f"data set {name} has no option {key!r}"
+                            + (f" (did you mean {guess!r}?)" if guess else "")
+                            + f"; its options are {', '.join(sorted(allowed))}")
