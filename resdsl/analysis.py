@@ -1,0 +1,116 @@
+"""Counts read off the checked model: parameters, multiply-adds (the paper's "FLOPs"), depth, Table-1 rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import ir
+
+
+def layer_params(layer: ir.Layer) -> int:
+    a = layer.attrs
+    if layer.kind == "conv":
+        cin = layer.in_shape[0]
+        return a["out"] * (cin // a["groups"]) * a["k"] * a["k"] + (a["out"] if a["bias"] else 0)
+    if layer.kind == "bn":
+        return 2 * layer.in_shape[0]  # weight and bias; running statistics are buffers, not parameters
+    if layer.kind == "fc":
+        return a["in"] * a["out"] + (a["out"] if a["bias"] else 0)
+    return 0
+
+
+def layer_flops(layer: ir.Layer) -> int:
+    """Multiply-adds of conv and fc layers; BN, ReLU, pooling and additions count zero, as in the paper."""
+    a = layer.attrs
+    if layer.kind == "conv":
+        cout, h, w = layer.out_shape
+        return cout * h * w * (layer.in_shape[0] // a["groups"]) * a["k"] * a["k"]
+    if layer.kind == "fc":
+        return a["in"] * a["out"]
+    return 0
+
+
+def seq_params(seq: ir.Seq) -> int:
+    return sum(layer_params(l) for l in seq.layers())
+
+
+def seq_flops(seq: ir.Seq) -> int:
+    return sum(layer_flops(l) for l in seq.layers())
+
+
+def weighted_depth(seq: ir.Seq) -> int:
+    """Weighted layers on the main path (convs and fcs, not shortcut projections): the paper's depth."""
+    return sum(1 for l in seq.layers(shortcuts=False) if l.kind in ("conv", "fc"))
+
+
+@dataclass
+class StageRow:
+    """One row of Table 1: a stage's name, output size, block structure and repeat count."""
+
+    name: str
+    output: str
+    structure: list[str]
+    count: int
+    params: int
+    flops: int
+    block: str | None = None
+
+
+@dataclass
+class NetSummary:
+    name: str
+    params: int
+    flops: int
+    depth: int
+    input_shape: tuple
+    rows: list[StageRow] = field(default_factory=list)
+    blocks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name, "params": self.params, "flops": self.flops, "depth": self.depth,
+            "input": list(self.input_shape), "blocks": self.blocks,
+            "stages": [{"name": r.name, "output": r.output, "structure": r.structure, "count": r.count,
+                        "block": r.block, "params": r.params, "flops": r.flops} for r in self.rows],
+        }
+
+
+def _describe(layer: ir.Layer) -> str | None:
+    a = layer.attrs
+    if layer.kind == "conv":
+        extra = f", stride {a['stride']}" if a["stride"] != 1 else ""
+        groups = f", groups {a['groups']}" if a["groups"] != 1 else ""
+        return f"{a['k']}x{a['k']}, {a['out']}{extra}{groups}"
+    if layer.kind in ("maxpool", "avgpool"):
+        extra = f", stride {a['stride']}" if a["stride"] != 1 else ""
+        return f"{a['k']}x{a['k']} {layer.kind[:3]} pool{extra}"
+    if layer.kind == "gap":
+        return "average pool"
+    if layer.kind == "fc":
+        return f"{a['out']}-d fc"
+    return None
+
+
+def _structure(seq: ir.Seq, main_only: bool) -> list[str]:
+    return [d for d in (_describe(l) for l in seq.layers(shortcuts=not main_only)) if d]
+
+
+def _size(shape: ir.Shape) -> str:
+    return f"{shape[1]}x{shape[2]}"
+
+
+def summarize(net: ir.Network) -> NetSummary:
+    rows = [StageRow(net.stem_name, _size(net.stem.out_shape), _structure(net.stem, True), 1,
+                     seq_params(net.stem), seq_flops(net.stem))]
+    depth = weighted_depth(net.stem) + weighted_depth(net.head)
+    for stage in net.stages:
+        # The stage's first block shows the structure with its stride, like the paper's conv3_1.
+        rows.append(StageRow(stage.name, _size(stage.out_shape), _structure(stage.blocks[0], True), stage.count,
+                             sum(seq_params(b) for b in stage.blocks), sum(seq_flops(b) for b in stage.blocks),
+                             stage.block))
+        depth += sum(weighted_depth(b) for b in stage.blocks)
+    rows.append(StageRow("head", _size(net.head.out_shape), _structure(net.head, True), 1,
+                         seq_params(net.head), seq_flops(net.head)))
+    return NetSummary(
+        name=net.name, params=sum(r.params for r in rows), flops=sum(r.flops for r in rows), depth=depth,
+        input_shape=net.input_shape, rows=rows, blocks=sorted({s.block for s in net.stages}))

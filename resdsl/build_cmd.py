@@ -1,0 +1,125 @@
+"""`resdsl build`: check a spec, show it in the shape of the paper's Table 1, count params and FLOPs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import warnings
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from .analysis import NetSummary, summarize
+from .cli_common import console, parse_spec_overrides
+from .errors import ResdslError
+from .spec import load_network, parse_input_shape
+
+
+def _fmt_count(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3f} {unit}"
+    return str(n)
+
+
+def render_table1(summary: NetSummary, per_stage: bool) -> Table:
+    """The paper's Table 1 layout: layer name, output size, [block structure] x count."""
+    table = Table(title=f"{summary.name} ({summary.depth}-layer)", show_lines=True)
+    table.add_column("layer name", style="bold")
+    table.add_column("output size", justify="right")
+    table.add_column("structure")
+    if per_stage:
+        table.add_column("params", justify="right")
+        table.add_column("mult-adds", justify="right")
+    for row in summary.rows:
+        lines = row.structure or ["-"]
+        if row.count > 1 or row.block:
+            structure = "[" + "\n ".join(lines) + f"]  x {row.count}"
+        else:
+            structure = "\n".join(lines)
+        cells = [row.name, row.output, structure]
+        if per_stage:
+            cells += [f"{row.params:,}", _fmt_count(row.flops)]
+        table.add_row(*cells)
+    return table
+
+
+def export_onnx(spec, overrides: dict, input_shape, path: Path) -> None:
+    """Write the compiled network as ONNX (opset from torch's exporter), batch size dynamic."""
+    try:
+        import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
+    except ImportError:
+        raise ResdslError("--onnx needs the onnx extras: pip install 'resdsl[onnx]'") from None
+    import torch
+
+    from .compiler import compile_network
+
+    net = load_network(spec, overrides, input_shape)
+    model = compile_network(net).eval()
+    dummy = torch.randn(1, *net.input_shape)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
+    os.close(fd)
+    try:
+        # The exporter narrates its passes and warns about torchvision ops it cannot register; quiet it.
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+            torch.onnx.export(model, (dummy,), tmp, dynamo=True, input_names=["image"],
+                              output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
+                              external_data=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_command(
+    ctx: typer.Context,
+    spec: str = typer.Argument(..., help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
+    flops: bool = typer.Option(False, "--flops", help="Also show params and multiply-adds per stage."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (params, flops, stages) instead."),
+    input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x320x320."),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="PATH", help="Export the network to ONNX."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Set a spec parameter."),
+):
+    """Check a spec and print its architecture (Table 1 layout), parameters and multiply-adds.
+
+    Spec parameters are options too: --NAME VALUE.
+
+    Examples:
+
+      resdsl build specs/resnet50.net --flops
+
+      resdsl build specs/cifar_6n2.net --n 18 --json
+
+      resdsl build specs/resnet50.net --stride_at 3x3 --input 3x320x320
+
+      resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx
+    """
+    overrides = parse_spec_overrides(ctx.args, set_)
+    shape = parse_input_shape(input) if input else None
+    net = load_network(spec, overrides, shape)
+    summary = summarize(net)
+    if onnx is not None:
+        export_onnx(spec, overrides, shape, onnx)
+    if as_json:
+        out = summary.to_json()
+        out["params_values"] = net.params
+        print(json.dumps(out, indent=2))
+        return
+    console.print(render_table1(summary, flops))
+    console.print(f"params [bold]{summary.params:,}[/] ({summary.params / 1e6:.2f}M)   "
+                  f"multiply-adds [bold]{summary.flops:,}[/] ({_fmt_count(summary.flops)})   "
+                  f"depth {summary.depth}   input {'x'.join(map(str, net.input_shape))}   "
+                  f"classes {net.num_classes}")
+    if net.params:
+        console.print("parameters: " + ", ".join(f"{k}={v!r}" for k, v in net.params.items()), style="dim")
+    if onnx is not None:
+        console.print(f"wrote {onnx}")

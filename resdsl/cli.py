@@ -1,0 +1,46 @@
+"""The `resdsl` command: a thin front end over the spec, training, sweep and report layers."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .build_cmd import build_command
+from .cli_common import SPEC_CONTEXT
+from .errors import ResdslError
+
+app = typer.Typer(
+    help="State residual network designs as short .net specs; check, build, train, sweep and report them.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+app.command("build", context_settings=SPEC_CONTEXT)(build_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        print(f"resdsl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """State residual network designs as short .net specs; check, build, train, sweep and report them."""
+
+
+def main() -> None:
+    """Entry point: a user's mistake (ResdslError) is one message on stderr and exit code 2."""
+    try:
+        app()
+    except ResdslError as e:
+        # Plain print: a console would re-wrap the file:line:col line and the caret under it.
+        print(str(e), file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

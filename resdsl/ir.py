@@ -1,0 +1,134 @@
+"""The checked model of a spec: every value resolved, every block expanded, every shape known.
+
+Plain data with no torch in it; analysis and the compiler both read it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator, Union
+
+from .errors import SourcePos
+
+Shape = tuple[int, int, int]  # (channels, height, width)
+
+
+@dataclass
+class Layer:
+    """One primitive: conv, bn, relu, maxpool, avgpool, gap, fc, or zeropad (shortcut option A)."""
+
+    kind: str
+    name: str
+    attrs: dict
+    in_shape: Shape
+    out_shape: Shape
+    pos: SourcePos | None = None
+
+
+@dataclass
+class Join:
+    """out = main + shortcut(block input). option is none (plain: no sum), identity, A, B, C or branch."""
+
+    name: str
+    option: str
+    shortcut: "Seq | None"  # None: the block input itself
+    in_shape: Shape
+    out_shape: Shape
+    pos: SourcePos | None = None
+
+
+@dataclass
+class Seq:
+    """A sequence of items whose joins refer to the sequence's own input (a block, stem, head)."""
+
+    name: str
+    block: str | None
+    items: list[Union[Layer, Join, "Seq"]]
+    in_shape: Shape
+    out_shape: Shape
+
+    def layers(self, shortcuts: bool = True) -> Iterator[Layer]:
+        """All primitives in order; with shortcuts=False only the main path."""
+        for item in self.items:
+            if isinstance(item, Layer):
+                yield item
+            elif isinstance(item, Seq):
+                yield from item.layers(shortcuts)
+            elif shortcuts and item.shortcut is not None:
+                yield from item.shortcut.layers(shortcuts)
+
+
+@dataclass
+class Stage:
+    name: str
+    block: str
+    count: int
+    stride: int
+    blocks: list[Seq]
+    in_shape: Shape
+    out_shape: Shape
+    pos: SourcePos | None = None
+
+
+@dataclass
+class ParamSpace:
+    """A parameter's declared search space: a choice, an int/float range with optional step, or a log range."""
+
+    kind: str  # "choice", "range", "log"
+    choices: tuple = ()
+    low: float | int | None = None
+    high: float | int | None = None
+    step: float | int | None = None
+
+    def contains(self, value) -> bool:
+        if self.kind == "choice":
+            return any(value == c and type(value) is type(c) or (
+                isinstance(c, float) and isinstance(value, int) and value == c) for c in self.choices)
+        if not (self.low <= value <= self.high):
+            return False
+        if self.kind == "range" and self.step is not None:
+            k = (value - self.low) / self.step
+            return math.isclose(k, round(k), abs_tol=1e-9)
+        return True
+
+    def describe(self) -> str:
+        if self.kind == "choice":
+            return "[" + ", ".join(_show(c) for c in self.choices) + "]"
+        if self.kind == "log":
+            return f"log {_show(self.low)}..{_show(self.high)}"
+        step = f" step {_show(self.step)}" if self.step is not None else ""
+        return f"{_show(self.low)}..{_show(self.high)}{step}"
+
+
+def _show(v) -> str:
+    return f'"{v}"' if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+
+
+@dataclass
+class Network:
+    name: str
+    path: str | None
+    input_shape: Shape
+    num_classes: int
+    params: dict
+    spaces: dict[str, ParamSpace]
+    param_types: dict[str, type]
+    sources: dict[str, str]
+    stem: Seq
+    stem_name: str
+    stages: list[Stage]
+    head: Seq
+    lets: dict = field(default_factory=dict)
+
+    def seqs(self) -> Iterator[tuple[str, Seq]]:
+        """(dotted module path, sequence) for the stem, every block and the head, in forward order."""
+        yield "stem", self.stem
+        for stage in self.stages:
+            for block in stage.blocks:
+                yield f"{stage.name}.{block.name}", block
+        yield "head", self.head
+
+    @property
+    def output_shape(self) -> Shape:
+        return self.head.out_shape

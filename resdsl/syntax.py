@@ -1,0 +1,283 @@
+"""Text to syntax tree: the Lark grammar in grammar/resdsl.lark and a Transformer to resdsl.ast."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .errors import SourcePos, SpecError
+
+# What a user should read instead of Lark's terminal names.
+_TERMINAL_WORDS = {
+    "NAME": "a name", "INT": "an integer", "FLOAT": "a number", "STRING": "a string",
+    "SHAPE": "a shape such as 3x32x32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
+    "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'",
+    "SEMICOLON": "';'", "EQUAL": "'='", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*', '/', '//' or '%'", "MINUS": "'-'", "PLUS": "'+'", "__ANON_0": "'..'",
+    "$END": "end of file",
+}
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or from the source checkout."""
+    try:
+        return resources.files("resdsl.grammar").joinpath("resdsl.lark").read_text()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parent.parent / "grammar" / "resdsl.lark").read_text()
+
+
+@functools.lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True)
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words = []
+    for name in sorted(expected):
+        if name in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[name])
+        elif name.isupper() and not name.startswith("__"):
+            # Keyword terminals are named after the keyword itself, e.g. STAGE for "stage".
+            words.append(f"'{name.lower()}'")
+    words = sorted(set(words))
+    if not words:
+        return ""
+    if len(words) > 8:
+        words = words[:8] + ["..."]
+    return "expected " + ", ".join(words)
+
+
+class _ToAst(Transformer):
+    """Parse tree to resdsl.ast; every node keeps its file:line:col."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+
+    def _pos(self, meta_or_tok) -> SourcePos:
+        return SourcePos(self.path, getattr(meta_or_tok, "line", 1) or 1,
+                         getattr(meta_or_tok, "column", 1) or 1)
+
+    # ---- expressions ----
+    @v_args(meta=True)
+    def int_lit(self, meta, c):
+        return ast.Lit(int(c[0]), self._pos(c[0]))
+
+    @v_args(meta=True)
+    def float_lit(self, meta, c):
+        return ast.Lit(float(c[0]), self._pos(c[0]))
+
+    @v_args(meta=True)
+    def str_lit(self, meta, c):
+        return ast.Lit(str(c[0])[1:-1], self._pos(c[0]))
+
+    @v_args(meta=True)
+    def true_lit(self, meta, c):
+        return ast.Lit(True, self._pos(meta))
+
+    @v_args(meta=True)
+    def false_lit(self, meta, c):
+        return ast.Lit(False, self._pos(meta))
+
+    @v_args(meta=True)
+    def var(self, meta, c):
+        return ast.Var(str(c[0]), self._pos(c[0]))
+
+    @v_args(meta=True)
+    def binop(self, meta, c):
+        left, op, right = c
+        return ast.BinOp(str(op), left, right, self._pos(op))
+
+    @v_args(meta=True)
+    def compare(self, meta, c):
+        return self.binop(meta, c)
+
+    @v_args(meta=True)
+    def or_op(self, meta, c):
+        return ast.BinOp("or", c[0], c[1], self._pos(meta))
+
+    @v_args(meta=True)
+    def and_op(self, meta, c):
+        return ast.BinOp("and", c[0], c[1], self._pos(meta))
+
+    @v_args(meta=True)
+    def not_op(self, meta, c):
+        return ast.UnaryOp("not", c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def neg(self, meta, c):
+        return ast.UnaryOp("-", c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def cond(self, meta, c):
+        then, test, otherwise = c
+        return ast.Cond(then, test, otherwise, self._pos(meta))
+
+    # ---- sequences ----
+    @v_args(meta=True)
+    def pos_arg(self, meta, c):
+        return ast.Arg(None, c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def kw_arg(self, meta, c):
+        return ast.Arg(str(c[0]), c[1], self._pos(c[0]))
+
+    def args(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def call(self, meta, c):
+        name, args = c
+        return ast.Call(str(name), args or (), self._pos(name))
+
+    @v_args(meta=True)
+    def add_option(self, meta, c):
+        return ast.Add(c[0], None, self._pos(meta))
+
+    @v_args(meta=True)
+    def add_branch(self, meta, c):
+        return ast.Add(None, c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def add_identity(self, meta, c):
+        return ast.Add(None, None, self._pos(meta))
+
+    @v_args(meta=True)
+    def seq(self, meta, c):
+        return ast.Seq(tuple(c), self._pos(meta))
+
+    # ---- items ----
+    @v_args(meta=True)
+    def import_stmt(self, meta, c):
+        return ast.Import(str(c[0])[1:-1], self._pos(meta))
+
+    @v_args(meta=True)
+    def choice_space(self, meta, c):
+        return ast.Space("choice", tuple(c), self._pos(meta))
+
+    @v_args(meta=True)
+    def range_space(self, meta, c):
+        return ast.Space("range", tuple(c), self._pos(meta))
+
+    @v_args(meta=True)
+    def log_space(self, meta, c):
+        return ast.Space("log", tuple(c), self._pos(meta))
+
+    @v_args(meta=True)
+    def param_stmt(self, meta, c):
+        name, default, space = c
+        return ast.Param(str(name), default, space, self._pos(name))
+
+    @v_args(meta=True)
+    def let_stmt(self, meta, c):
+        return ast.Let(str(c[0]), c[1], self._pos(c[0]))
+
+    @v_args(meta=True)
+    def formal(self, meta, c):
+        return ast.Formal(str(c[0]), c[1], self._pos(c[0]))
+
+    def formals(self, c):
+        return tuple(c)
+
+    @v_args(meta=True)
+    def block_def(self, meta, c):
+        name, formals, body = c
+        return ast.BlockDef(str(name), formals or (), body, self._pos(name))
+
+    @v_args(meta=True)
+    def input_decl(self, meta, c):
+        if len(c) == 1 and isinstance(c[0], Token):
+            pos = self._pos(c[0])
+            return ("input", tuple(ast.Lit(int(v), pos) for v in str(c[0]).split("x")), pos)
+        return ("input", tuple(c), self._pos(meta))
+
+    @v_args(meta=True)
+    def classes_decl(self, meta, c):
+        return ("classes", c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def stem_decl(self, meta, c):
+        name, body = c
+        return ("stem", (str(name) if name is not None else None, body), self._pos(meta))
+
+    @v_args(meta=True)
+    def stage_decl(self, meta, c):
+        name, call, count, stride = c
+        return ("stage", ast.StageDecl(str(name), call, count, stride, self._pos(name)), self._pos(name))
+
+    @v_args(meta=True)
+    def head_decl(self, meta, c):
+        return ("head", c[0], self._pos(meta))
+
+    @v_args(meta=True)
+    def network_def(self, meta, c):
+        name, *items = c
+        found: dict[str, tuple] = {}
+        stages = []
+        for kind, value, pos in items:
+            if kind == "stage":
+                stages.append(value)
+                continue
+            if kind in found:
+                raise SpecError(f"the network declares '{kind}' twice", pos,
+                                hint=f"first declared at line {found[kind][1].line}")
+            found[kind] = (value, pos)
+        stem_name, stem = found.get("stem", ((None, None), None))[0]
+        return ast.NetworkDef(
+            name=str(name),
+            input=found.get("input", (None,))[0],
+            classes=found.get("classes", (None,))[0],
+            stem=stem, stem_name=stem_name, stages=tuple(stages),
+            head=found.get("head", (None,))[0], pos=self._pos(name))
+
+
+def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
+    """Parse spec text into a SpecFile; syntax errors become SpecError with file:line:col."""
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, text, path) from None
+    try:
+        items = _ToAst(path).transform(tree).children
+    except VisitError as e:
+        if isinstance(e.orig_exc, SpecError):
+            err = e.orig_exc
+            raise SpecError(err.message, err.pos, text, err.hint) from None
+        raise
+    spec = ast.SpecFile(path=path, text=text)
+    for item in items:
+        {ast.Import: spec.imports, ast.Param: spec.params, ast.Let: spec.lets,
+         ast.BlockDef: spec.blocks, ast.NetworkDef: spec.networks}[type(item)].append(item)
+    return spec
+
+
+def _syntax_error(e: UnexpectedInput, text: str, path: str) -> SpecError:
+    line = getattr(e, "line", None)
+    col = getattr(e, "column", None)
+    if not isinstance(line, int) or line < 1:
+        # Unexpected end of file: point just past the last character.
+        lines = text.splitlines() or [""]
+        line, col = len(lines), len(lines[-1]) + 1
+    pos = SourcePos(path, line, col if isinstance(col, int) and col > 0 else 1)
+    if isinstance(e, UnexpectedCharacters):
+        ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else "end of file"
+        msg = f"unexpected character {ch!r}"
+        expected = _describe_expected(set(e.allowed or ()))
+    elif isinstance(e, UnexpectedToken):
+        tok = e.token
+        shown = "end of file" if tok.type == "$END" else repr(str(tok))
+        msg = f"unexpected {shown}"
+        expected = _describe_expected(set(e.expected or ()))
+    elif isinstance(e, UnexpectedEOF):
+        msg = "unexpected end of file"
+        expected = _describe_expected(set(e.expected or ()))
+    else:  # pragma: no cover - Lark has no other UnexpectedInput kinds today
+        msg, expected = "syntax error", ""
+    if expected:
+        msg += f"; {expected}"
+    return SpecError(msg, pos, text)
