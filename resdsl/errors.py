@@ -29,7 +29,9 @@ class ReportError(ResdslError):
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """The closest candidate to a misspelled name, or None when nothing is close."""
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    # Short names differ by a larger share of their letters for one typo (bm for bn).
+    cutoff = 0.5 if len(name) <= 3 else 0.6
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=cutoff)
     return close[0] if close else None
 
 
