@@ -1,0 +1,166 @@
+"""`resdsl report DIR`: the command function; the CLI registers it with
+`app.command("report")(report_command)`. Any user error is a ReportError (exit 2 in the CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from resdsl.io import atomic_write_bytes, atomic_write_text
+from resdsl.report.figures import FigureSet, check_edf_param, figure_png, figure_svg, make_figures
+from resdsl.report.records import BadRun, RunSet, apply_filters, load_runs
+from resdsl.report.render import EXT, html_page, render, runs_csv, to_rich
+from resdsl.report.tables import PAPER_TABLES, Table, runs_table
+
+
+class Format(str, Enum):
+    md = "md"
+    csv = "csv"
+    latex = "latex"
+    html = "html"
+
+
+@dataclass
+class Report:
+    """Everything a report shows; `build_report` makes it, `write_report` writes it."""
+
+    runset: RunSet
+    tables: list[Table]  # shown: runs table + paper tables with runs (or all)
+    all_tables: list[Table]  # runs table + every paper table (written under --out)
+    figures: FigureSet | None = None
+    filters: list[str] = field(default_factory=list)
+
+    @property
+    def bad(self) -> list[BadRun]:
+        return self.runset.bad
+
+
+def build_report(run_dir: Path, filters: list[str] | None = None, all_tables: bool = False,
+                 edf_param: str | None = None, with_figures: bool = True) -> Report:
+    rs = apply_filters(load_runs(run_dir), filters)
+    check_edf_param(rs, edf_param)
+    every = [runs_table(rs.runs)] + [build(rs.runs) for build in PAPER_TABLES.values()]
+    shown = [every[0]] + [t for t in every[1:] if all_tables or t.matched]
+    figs = make_figures(rs, edf_param) if with_figures else None
+    return Report(rs, shown, every, figs, list(filters or []))
+
+
+def write_report(report: Report, out: Path, fmt: str = "md") -> list[Path]:
+    """Write every table (runs.<fmt>, table2.<fmt> ... table6.<fmt>), runs.csv (the runs frame,
+    numbers), every figure as PNG and SVG, and the self-contained report.html. Atomic writes."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(name: str, data: str | bytes) -> None:
+        path = out / name
+        if isinstance(data, bytes):
+            atomic_write_bytes(path, data)
+        else:
+            atomic_write_text(path, data)
+        written.append(path)
+
+    put("runs.csv", runs_csv(report.runset.runs))
+    for t in report.all_tables:
+        if t.key == "runs" and fmt == "csv":
+            continue  # runs.csv is the full runs frame
+        put(f"{t.key}.{EXT[fmt]}", render(t, fmt))
+    pngs: dict[str, bytes] = {}
+    figs = report.figures or FigureSet()
+    for f in figs.figures:
+        pngs[f.key] = figure_png(f.figure)
+        put(f"{f.key}.png", pngs[f.key])
+        put(f"{f.key}.svg", figure_svg(f.figure))
+    put("report.html", html_page(report.tables, figs.figures, report.bad, figs.skipped,
+                                 str(report.runset.root), report.filters, pngs))
+    return written
+
+
+def print_bad(console: Console, bad: list[BadRun]) -> None:
+    if not bad:
+        return
+    console.print(f"[bold yellow]warning:[/] {len(bad)} run record(s) could not be used "
+                  "and are left out:")
+    for b in bad:
+        console.print(f"  [yellow]{b.run_dir}[/]: {b.reason}", markup=True, highlight=False)
+
+
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(
+        help="Folder holding run records (searched recursively: every folder with a config.json).",
+        show_default=False)],
+    filter: Annotated[Optional[list[str]], typer.Option(
+        "--filter", "-f",
+        help="Keep only runs with KEY=VALUE (repeatable; all must hold). VALUE may be a list "
+             "'a,b'; KEY!=VALUE excludes. Keys: dataset, depth, shortcut (none|A|B|C), block, "
+             "status, recipe, kind (run|ensemble|trial), test_mode, seed, study, dotted config "
+             "paths (recipe.lr, spec.params.n) or spec/sweep parameter names.")] = None,
+    fmt: Annotated[Optional[Format], typer.Option(
+        "--format",
+        help="Table format for files under --out (default md); without --out, print the tables "
+             "in this format instead of the terminal view.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o",
+        help="Write every table, runs.csv, every figure (PNG and SVG) and a self-contained "
+             "report.html to this folder.")] = None,
+    all_tables: Annotated[bool, typer.Option(
+        "--all-tables", help="Show every paper table, also those no run matches.")] = False,
+    edf_param: Annotated[Optional[str], typer.Option(
+        "--edf-param",
+        help="Sweep parameter to split the error distribution function by "
+             "(default: the first swept parameter).")] = None,
+) -> None:
+    """Report run records as the paper's tables and figures, with the paper's numbers beside ours.
+
+    Reads every run record under RUN_DIR (runs of `resdsl train`, trials of `resdsl sweep`,
+    ensembles) and shows a table of all runs, then Tables 2-6 of He et al. (2016) for the
+    runs that match a row by their config (dataset, depth, shortcut option, block, test mode).
+    Runs at a reduced budget are marked with *. Unusable runs (corrupt, unfinished, still
+    running) are listed as a warning; the rest are used.
+
+    Examples:
+
+      resdsl report runs/
+
+      resdsl report runs/ --filter dataset=cifar10 --filter depth=20,56
+
+      resdsl report runs/ --out reports/cifar --format latex
+
+      resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
+    """
+    console = Console()
+    errc = Console(stderr=True)
+    want_figures = out is not None or fmt == Format.html
+    report = build_report(run_dir, filter, all_tables, edf_param, with_figures=want_figures)
+
+    if fmt is not None and out is None:
+        # machine-readable tables on stdout, nothing else there
+        if fmt == Format.html:
+            figs = report.figures or FigureSet()
+            typer.echo(html_page(report.tables, figs.figures, report.bad, figs.skipped,
+                                 str(report.runset.root), report.filters), nl=False)
+        else:
+            typer.echo("\n".join(render(t, fmt.value) for t in report.tables), nl=False)
+    else:
+        for t in report.tables:
+            console.print(to_rich(t))
+            console.print()
+        shown = {t.key for t in report.tables}
+        hidden = [t.key for t in report.all_tables[1:] if t.key not in shown]
+        if hidden:
+            console.print(f"[dim]No run matches {', '.join(hidden)}; --all-tables shows them "
+                          "with the paper's numbers.[/]")
+
+    if out is not None:
+        written = write_report(report, out, (fmt or Format.md).value)
+        figs = report.figures or FigureSet()
+        errc.print(f"wrote {len(written)} files to {out} ({len(figs.figures)} figures; "
+                   f"open {out / 'report.html'})", highlight=False)
+        for key, why in figs.skipped:
+            errc.print(f"  [dim]figure skipped: {key}: {why}[/]", highlight=False)
+    print_bad(errc, report.bad)
