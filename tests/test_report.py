@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import statistics
 from pathlib import Path
@@ -455,3 +454,35 @@ def test_reference_numbers_in_running_text():
     assert round(27.88 - 25.03, 2) == 2.85
     assert "reduces the top-1 error by 3.5%" in text  # plain-34 vs ResNet-34
     assert round(28.54 - 25.03, 2) == 3.51
+
+
+def test_rows_follow_the_config_not_the_folder_name(tmp_path):
+    write_run(tmp_path, "resnet110-final", name="resnet110", depth=44, shortcut="A", test_err=0.0717)
+    t = table6(load_runs(tmp_path).runs)
+    r44 = t.frame[(t.frame["method"] == "ResNet") & (t.frame["layers"] == "44")].iloc[0]
+    r110 = t.frame[(t.frame["method"] == "ResNet") & (t.frame["layers"] == "110")].iloc[0]
+    assert (r44["error (ours)"], r44["Δ"], r110["error (ours)"]) == ("7.17", "+0.00", "")
+
+
+def test_more_broken_records(tmp_path):
+    write_run(tmp_path, "ok", name="r20", test_err=0.09)
+    torn = write_run(tmp_path, "torn-summary", name="r20", test_err=0.09)
+    (torn / "summary.json").write_text('{"status": "completed", "fin')
+    arr = write_run(tmp_path, "list-config", name="r20", test_err=0.09)
+    (arr / "config.json").write_text("[1, 2]")
+    mid = write_run(tmp_path, "bad-metrics", name="r32", depth=32, test_err=0.08)
+    (mid / "metrics.jsonl").write_text('{"iter": 1}\nnot json\n{"iter": 2}\n')
+    rs = load_runs(tmp_path)
+    reasons = {b.run_dir: b.reason for b in rs.bad}
+    assert "summary.json is not valid JSON" in reasons["torn-summary"]
+    assert "not a JSON object" in reasons["list-config"]
+    assert sorted(rs.runs["run_dir"]) == ["bad-metrics", "ok"]  # a bad metrics file spoils only its curve
+    rep = build_report(tmp_path)
+    assert any(k.startswith("figure6: bad-metrics") for k, _ in rep.figures.skipped)
+    assert [f.key for f in rep.figures.figures] == ["figure6"]
+
+
+def test_html_to_stdout(records):
+    r = CliRunner().invoke(_app(), ["report", str(records), "--format", "html", "--filter", "kind=trial"])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("<!DOCTYPE html>") and r.stdout.count("data:image/png;base64,") == 2

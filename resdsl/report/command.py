@@ -93,7 +93,7 @@ def print_bad(console: Console, bad: list[BadRun]) -> None:
 def report_command(
     run_dir: Annotated[Path, typer.Argument(
         help="Folder holding run records (searched recursively: every folder with a config.json).",
-        show_default=False)],
+        metavar="DIR", show_default=False)],
     filter: Annotated[Optional[list[str]], typer.Option(
         "--filter", "-f",
         help="Keep only runs with KEY=VALUE (repeatable; all must hold). VALUE may be a list "
@@ -117,11 +117,9 @@ def report_command(
 ) -> None:
     """Report run records as the paper's tables and figures, with the paper's numbers beside ours.
 
-    Reads every run record under RUN_DIR (runs of `resdsl train`, trials of `resdsl sweep`,
-    ensembles) and shows a table of all runs, then Tables 2-6 of He et al. (2016) for the
-    runs that match a row by their config (dataset, depth, shortcut option, block, test mode).
-    Runs at a reduced budget are marked with *. Unusable runs (corrupt, unfinished, still
-    running) are listed as a warning; the rest are used.
+    Reads every run record under DIR (runs of `resdsl train`, trials of `resdsl sweep`, ensembles) and shows a table of all runs, then Tables 2-6 of He et al. (2016) for the runs that match a row by their config (dataset, depth, shortcut option, block, test mode).
+
+    Runs at a reduced budget are marked with *. Unusable runs (corrupt, unfinished, still running) are listed as a warning; the rest are used.
 
     Examples:
 
@@ -132,7 +130,7 @@ def report_command(
       resdsl report runs/ --out reports/cifar --format latex
 
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
-    """
+    """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
     console = Console()
     errc = Console(stderr=True)
     want_figures = out is not None or fmt == Format.html
