@@ -92,6 +92,10 @@ def curve_figures(rs: RunSet) -> FigureSet:
     for ds in datasets:
         key, title = CURVE_FIGURES.get(ds, (f"curves_{slug(ds)}", f"Training curves: {ds}"))
         df = runs[(runs["dataset"] == ds) & runs["shortcut"].notna()]
+        unknown = runs[(runs["dataset"] == ds) & runs["shortcut"].isna()]
+        if len(unknown):
+            out.skipped.append((f"{key}: {', '.join(unknown['run_dir'])}",
+                                "no shortcut option recorded (plain or residual unknown)"))
         curves = []
         for r in df.itertuples(index=False):
             try:
