@@ -9,6 +9,7 @@ import typer
 from .build_cmd import build_command
 from .cli_common import SPEC_CONTEXT
 from .errors import ResdslError
+from .report.command import report_command
 
 app = typer.Typer(
     help="State residual network designs as short .net specs; check, build, train, sweep and report them.",
@@ -16,6 +17,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("build", context_settings=SPEC_CONTEXT)(build_command)
+app.command("report")(report_command)
 
 
 def _version(value: bool) -> None:
