@@ -49,19 +49,16 @@ def render_table1(summary: NetSummary, per_stage: bool) -> Table:
     return table
 
 
-def export_onnx(spec, overrides: dict, input_shape, path: Path) -> None:
-    """Write the compiled network as ONNX (opset from torch's exporter), batch size dynamic."""
+def export_onnx(model, input_shape, path: Path) -> None:
+    """Write a compiled network (in eval mode) as ONNX, batch size dynamic, atomically."""
     try:
         import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
     except ImportError:
         raise ResdslError("--onnx needs the onnx extras: pip install 'resdsl[onnx]'") from None
     import torch
 
-    from .compiler import compile_network
-
-    net = load_network(spec, overrides, input_shape)
-    model = compile_network(net).eval()
-    dummy = torch.randn(1, *net.input_shape)
+    model = model.eval()
+    dummy = torch.randn(1, *input_shape)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
@@ -108,7 +105,9 @@ def build_command(
     net = load_network(spec, overrides, shape)
     summary = summarize(net)
     if onnx is not None:
-        export_onnx(spec, overrides, shape, onnx)
+        from .compiler import compile_network
+
+        export_onnx(compile_network(net), net.input_shape, onnx)
     if as_json:
         out = summary.to_json()
         out["params_values"] = net.params

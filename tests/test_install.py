@@ -1,0 +1,20 @@
+"""The installed package finds its grammar and shipped specs from any working directory."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import resdsl
+
+
+def test_build_runs_from_another_directory(tmp_path):
+    # PYTHONPATH points at whichever resdsl this test imported: site-packages after `pip install .`.
+    env = dict(os.environ, PYTHONPATH=str(Path(resdsl.__file__).resolve().parent.parent))
+    r = subprocess.run([sys.executable, "-m", "resdsl", "build", "resnet18", "--json"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["params"] == 11_689_512 and out["flops"] == 1_814_073_344
+    assert [s["name"] for s in out["stages"]] == ["conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "head"]
