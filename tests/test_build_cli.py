@@ -126,3 +126,15 @@ def test_onnx_export_matches_torch(tmp_path):
     (logits,) = ReferenceEvaluator(model).run(None, {"image": x})
     expected = net.eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_a_new_block_design_is_spec_text_only():
+    net = resdsl.load_network(SPECS / "cifar_preact.net", {"n": 3})
+    model = resdsl.build(SPECS / "cifar_preact.net", n=3)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    s = resdsl.summarize(net)
+    assert s.params == sum(p.numel() for p in model.parameters()) == 272_474
+    assert s.depth == 20
+    # The downsampling shortcut is the spec's own branch: average pool, 1x1 conv, BN.
+    branch = model.conv3_x.b1.shortcut
+    assert [type(m).__name__ for m in branch.children()] == ["AvgPool2d", "Conv2d", "BatchNorm2d"]
