@@ -9,6 +9,7 @@ import typer
 from .build_cmd import build_command
 from .cli_common import SPEC_CONTEXT
 from .errors import ResdslError
+from .train.command import ensemble_command, train_command
 from .report.command import report_command
 
 app = typer.Typer(
@@ -17,6 +18,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command("build", context_settings=SPEC_CONTEXT)(build_command)
+app.command("train", context_settings=SPEC_CONTEXT)(train_command)
+app.command("ensemble")(ensemble_command)
 app.command("report")(report_command)
 
 

@@ -1,0 +1,14 @@
+"""Training: the paper's recipes, the training loop, run records, resume, ensembles.
+
+Python API (used by ``resdsl sweep``)::
+
+    from resdsl.train import TrainConfig, resolve, config_hash, train, resume
+    summary = train(TrainConfig("specs/cifar_6n2.net", {"n": 3}, data="synthetic", iters=500),
+                    "reports/runs/r20", on_eval=lambda row: row["test_err"] > 0.8)
+"""
+
+from resdsl.train.config import RECIPES, ResolvedConfig, TrainConfig, config_hash, resolve
+from resdsl.train.runner import load_request, resume, train
+
+__all__ = ["RECIPES", "ResolvedConfig", "TrainConfig", "config_hash", "resolve", "train",
+           "resume", "load_request"]

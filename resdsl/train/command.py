@@ -1,0 +1,197 @@
+"""`resdsl train` and `resdsl ensemble`: thin front ends over resdsl.train."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from resdsl.cli_common import parse_spec_overrides
+from resdsl.errors import RunError
+
+
+def _milestones(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    text = text.strip()
+    if text.lower() in ("", "none"):
+        return []
+    try:
+        return [int(float(v)) for v in re.split(r"[,\s]+", text) if v]
+    except ValueError:
+        raise RunError(f"--milestones {text!r}: expected iterations separated by commas, "
+                       "e.g. 32000,48000") from None
+
+
+def _short_params(params: dict) -> str:
+    parts = []
+    for k in sorted(params):
+        v = str(params[k]).replace("/", "_").replace(" ", "")
+        parts.append(f"{k}{v}")
+    s = "_".join(parts)
+    return s[:60] if s else "default"
+
+
+def default_out(spec_name: str, params: dict, seed: int) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / "runs" / f"{spec_name}-{_short_params(params)}-s{seed}-{stamp}"
+
+
+def _is_nonempty_dir(p: Path) -> bool:
+    return p.is_dir() and any(p.iterdir())
+
+
+def _print_summary(s: dict, out: Path) -> None:
+    from resdsl.cli_common import console
+
+    final = s.get("final") or {}
+    best = s.get("best") or {}
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    status = s["status"]
+    style = {"completed": "green", "pruned": "yellow"}.get(status, "red")
+    line = f"[{style}]{status}[/] after {s['iters_done']} of {s['iters']} iterations"
+    if s.get("reason"):
+        line += f": {s['reason']}"
+    console.print(line, highlight=False)
+    if final:
+        extra = f" (top-5 {pct(final.get('test_top5_err'))})" if final.get("test_top5_err") is not None else ""
+        val = f", val error {pct(final.get('val_err'))}" if final.get("val_err") is not None else ""
+        console.print(f"test error {pct(final.get('test_err'))}{extra}{val}; best {pct(best.get('test_err'))} "
+                      f"at iteration {best.get('iter')}", highlight=False)
+    ips = s.get("images_per_s")
+    console.print(f"wall time {s.get('wall_s', 0):.1f}s"
+                  + (f", {ips:.0f} images/s" if ips else "")
+                  + (f"; reduced budget: {s['reduced_why']}" if s.get("reduced") else ""), highlight=False)
+    console.print(f"run record: {out}", highlight=False)
+
+
+def train_command(
+    ctx: typer.Context,
+    spec: Optional[str] = typer.Argument(None, help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
+    recipe: str = typer.Option("cifar", "--recipe", help="The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4)."),
+    data: Optional[str] = typer.Option(None, "--data", help="cifar10, imagenet or synthetic (default: the recipe's)."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data folder (CIFAR-10 batches, or ImageNet train/ and val/)."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Training iterations (cifar: 64000)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Training length in epochs instead of --iters."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Mini-batch size (cifar 128, imagenet 256)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (0.1)."),
+    milestones: Optional[str] = typer.Option(None, "--milestones", metavar="I,J",
+                                             help="Iterations where lr is divided by 10, e.g. 32000,48000."),
+    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (0.9)."),
+    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (1e-4)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initialization and data order)."),
+    device: str = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: bf16 (CPU/CUDA) or fp16 (CUDA)."),
+    compile: bool = typer.Option(False, "--compile", help="Compile the model with torch.compile."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate (and checkpoint) every N iterations."),
+    val_split: Optional[int] = typer.Option(None, "--val-split", help="Hold out N training images for validation (5000: the 45k/5k split)."),
+    warmup: Optional[str] = typer.Option(None, "--warmup", help="auto (the 110-layer rule), off, or a number of iterations at lr/10."),
+    test_mode: Optional[str] = typer.Option(None, "--test-mode", help="single (CIFAR); center, 10crop or multiscale (ImageNet)."),
+    subset: Optional[int] = typer.Option(None, "--subset", help="Train on N training images only."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding processes (ImageNet)."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronize BN statistics across processes (torchrun)."),
+    input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x32x32."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run record folder (default reports/runs/<spec>-<params>-s<seed>-<time>)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar; one log line per evaluation."),
+    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Set a spec parameter."),
+):
+    """Train a spec with the paper's recipe and write a run record.
+
+    Spec parameters are options too: --NAME VALUE.
+
+    Examples:
+
+      resdsl train specs/cifar_6n2.net --n 3 --data-dir ~/data/cifar-10-batches-py
+
+      resdsl train cifar_6n2 --n 18 --val-split 5000 --seed 1
+
+      resdsl train cifar_6n2 --n 1 --width 8 --data synthetic --iters 300 --quiet
+
+      resdsl train resnet34 --recipe imagenet --data-dir /data/imagenet --amp bf16
+
+      resdsl train --resume reports/runs/cifar_resnet-n3_shortcutA_width16-s0-20250101-120000
+
+      torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --n 9
+    """
+    from resdsl.spec import parse_input_shape
+    from resdsl.train import TrainConfig, resolve
+    from resdsl.train import resume as resume_run
+    from resdsl.train import train as train_run
+
+    if resume is not None:
+        if spec is not None or ctx.args or set_:
+            raise RunError("--resume continues a run with its recorded configuration; give only "
+                           "--resume RUN_DIR (and --quiet)")
+        out_dir = resume
+        try:
+            summary = resume_run(resume, progress=not quiet)
+        except KeyboardInterrupt:
+            _interrupted(out_dir)
+    else:
+        if spec is None:
+            raise RunError("give a spec to train (e.g. resdsl train specs/cifar_6n2.net --n 3) "
+                           "or --resume RUN_DIR")
+        overrides = parse_spec_overrides(ctx.args, set_)
+        cfg = TrainConfig(
+            spec=spec, overrides=overrides, recipe=recipe, data=data, data_dir=data_dir,
+            iters=iters, epochs=epochs, batch_size=batch_size, lr=lr,
+            milestones=_milestones(milestones), momentum=momentum, weight_decay=weight_decay,
+            warmup=warmup, val_split=val_split, seed=seed, device=device, amp=amp,
+            compile=compile, eval_every=eval_every, test_mode=test_mode, subset=subset,
+            workers=workers, input_shape=parse_input_shape(input) if input else None,
+            sync_bn=sync_bn)
+        resolved = resolve(cfg)  # fail fast, before choosing a folder
+        if out is None:
+            out = default_out(resolved.net.name, resolved.net.params, resolved.seed)
+        if _is_nonempty_dir(out) and int(os.environ.get("RANK", "0")) == 0:
+            raise RunError(f"--out {out} is not empty; choose another folder, or continue the run "
+                           f"there with: resdsl train --resume {out}")
+        out_dir = out
+        try:
+            summary = train_run(cfg, out, progress=not quiet)
+        except KeyboardInterrupt:
+            _interrupted(out_dir)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    _print_summary(summary, out_dir)
+    if summary["status"] == "diverged":
+        print(f"resdsl: training diverged: {summary['reason']}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _interrupted(out_dir: Path) -> None:
+    print(f"resdsl: interrupted; checkpoint written. Continue with: resdsl train --resume {out_dir}",
+          file=sys.stderr)
+    raise typer.Exit(130)
+
+
+def ensemble_command(
+    run_dirs: list[Path] = typer.Argument(..., help="Run records to combine (two or more)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Ensemble record folder (default reports/runs/ensemble-<time>)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+):
+    """Evaluate the average of several runs' softmax outputs on their common test set.
+
+    Example: resdsl ensemble reports/runs/r110-s0 reports/runs/r110-s1 --out reports/runs/ens
+    """
+    from resdsl.train.ensemble import ensemble
+
+    if out is None:
+        out = Path("reports") / "runs" / f"ensemble-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    s = ensemble([Path(p) for p in run_dirs], out, device=device)
+    from resdsl.cli_common import console
+
+    f = s["final"]
+    top5 = f" (top-5 {100 * f['test_top5_err']:.2f}%)" if f.get("test_top5_err") is not None else ""
+    console.print(f"ensemble of {len(run_dirs)} runs: test error {100 * f['test_err']:.2f}%{top5}; "
+                  f"members {', '.join(f'{100 * e:.2f}%' for e in s['member_errs'])}", highlight=False)
+    console.print(f"record: {out}", highlight=False)

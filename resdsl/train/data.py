@@ -1,0 +1,102 @@
+"""The data a run trains and evaluates on, opened from a resolved config via resdsl.data."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import torch
+
+from resdsl.data import (
+    CifarData, CifarEvalLoader, ImageNetData, cifar_loaders, open_dataset,
+)
+from resdsl.errors import RunError
+from resdsl.train.config import SYNTHETIC_BYTES, SYNTHETIC_TEST, SYNTHETIC_TRAIN, ResolvedConfig
+
+CIFAR_TRAIN_IMAGES = 50000
+EVAL_BATCH = 500
+DATA_SEED = 0  # the val split and synthetic images do not change with the run's seed
+
+
+@dataclass
+class RunData:
+    """Training stream, evaluation sets (single/centre view) and the final test-time view."""
+
+    name: str
+    train: Any                       # CifarLoader | ImageNetLoader: next(), state_dict, len
+    test: Iterable                   # (x, y) batches, single or centre view
+    val: Iterable | None
+    num_classes: int
+    input_shape: tuple
+    n_train: int
+    n_test: int
+    imagenet: ImageNetData | None = None
+    eval_batch: int = EVAL_BATCH
+
+    def final_test(self, mode: str, workers: int | None):
+        """Loader for the final test-time view (10crop or multiscale, ImageNet only)."""
+        assert self.imagenet is not None
+        return self.imagenet.val_loader(max(1, self.eval_batch // 10), mode=mode, num_workers=workers)
+
+
+def synthetic_sizes(shape: tuple, classes: int) -> tuple[int, int]:
+    pixels = max(1, shape[0] * shape[1] * shape[2])
+    n_train = max(4 * classes, min(SYNTHETIC_TRAIN, SYNTHETIC_BYTES // pixels))
+    n_test = max(classes, min(SYNTHETIC_TEST, n_train // 5))
+    return n_train, n_test
+
+
+def _subset(data: CifarData, n: int, seed: int) -> CifarData:
+    if n >= len(data.train_x):
+        return data
+    idx = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    return dataclasses.replace(data, train_x=data.train_x[idx], train_y=data.train_y[idx])
+
+
+def open_run_data(r: ResolvedConfig, device: torch.device) -> RunData:
+    net = r.net
+    shape = tuple(net.input_shape)
+    if r.data in ("cifar10", "synthetic"):
+        if r.data == "cifar10":
+            data = open_dataset("cifar10", r.data_dir, val_size=r.val_split, seed=DATA_SEED,
+                                strict_counts=False)
+            if tuple(data.input_shape) != shape:
+                raise RunError(f"spec {net.name} takes {'x'.join(map(str, shape))} inputs but the "
+                               f"CIFAR-10 images are {'x'.join(map(str, data.input_shape))}")
+        else:
+            n_train, n_test = synthetic_sizes(shape, net.num_classes)
+            data = open_dataset("synthetic", None, num_train=n_train, num_test=n_test,
+                                num_classes=net.num_classes, shape=shape, seed=DATA_SEED,
+                                val_size=r.val_split)
+        if data.num_classes != net.num_classes:
+            raise RunError(f"spec {net.name} has {net.num_classes} classes but {r.data} has "
+                           f"{data.num_classes}")
+        if r.subset is not None:
+            data = _subset(data, r.subset, DATA_SEED)
+        loaders = cifar_loaders(data, r.batch_size, seed=r.seed, device=device,
+                                eval_batch_size=EVAL_BATCH)
+        return RunData(name=r.data, train=loaders.train, test=loaders.test, val=loaders.val,
+                       num_classes=data.num_classes, input_shape=shape,
+                       n_train=loaders.train.num_samples, n_test=loaders.test.num_samples)
+    # ImageNet-style folders
+    c, h, w = shape
+    if h != w:
+        raise RunError(f"ImageNet training crops are square; spec {net.name} takes {h}x{w}")
+    resize = round(h * 256 / 224)
+    data = open_dataset("imagenet", r.data_dir, crop=h, resize=resize,
+                        scale=(resize, round(h * 480 / 224)), seed=DATA_SEED,
+                        num_workers=r.workers)
+    if data.num_classes != net.num_classes:
+        raise RunError(f"spec {net.name} has {net.num_classes} classes but {r.data_dir} has "
+                       f"{data.num_classes} class folders; set the spec's classes to match")
+    if r.subset is not None and r.subset < len(data.train_items):
+        g = torch.Generator().manual_seed(DATA_SEED)
+        pick = torch.randperm(len(data.train_items), generator=g)[:r.subset].sort().values
+        data = dataclasses.replace(data, train_items=[data.train_items[int(i)] for i in pick])
+    train = data.train_loader(r.batch_size, seed=r.seed, num_workers=r.workers, device=device)
+    test = data.val_loader(EVAL_BATCH // 2, mode="center", num_workers=r.workers)
+    return RunData(name="imagenet", train=train, test=test, val=None,
+                   num_classes=data.num_classes, input_shape=shape,
+                   n_train=len(data.train_items), n_test=len(data.val_items), imagenet=data,
+                   eval_batch=EVAL_BATCH // 2)

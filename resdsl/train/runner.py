@@ -1,0 +1,705 @@
+"""The training loop and its run record (docs/ARCHITECTURE.md, "Run record").
+
+``train(cfg, out_dir)`` runs a ``TrainConfig`` to the end and returns the summary dict (the
+content of summary.json); ``resume(run_dir)`` continues an interrupted or killed run from its
+checkpoint, bit-exactly on CPU. A diverged run (NaN/inf loss) is a result, not an exception:
+status "diverged". Other exceptions are recorded as "failed" and re-raised; Ctrl-C (SIGINT) or
+SIGTERM stops at the next iteration boundary, writes a checkpoint, records "interrupted" and
+raises KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from resdsl.errors import ResdslError, RunError
+from resdsl.io import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
+from resdsl.train.config import ResolvedConfig, TrainConfig, config_hash, resolve
+from resdsl.train.devices import (
+    Dist, autocast, check_amp, device_name, init_distributed, memory_format, pick_device,
+)
+from resdsl.train.evaluate import EvalResult, ResponseProbe, evaluate
+from resdsl.train.schedule import Schedule
+
+CHECKPOINT_FORMAT = 1
+RECORD_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
+OnEval = Callable[[dict], bool]
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _versions() -> dict:
+    from resdsl import __version__
+
+    return {"resdsl": __version__, "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _finite(v: float | None) -> float | None:
+    if v is None or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def reduced_reasons(r: ResolvedConfig, n_train: int) -> list[str]:
+    """Why a run is not the paper's full budget (empty when it is)."""
+    from resdsl.train.config import RECIPES
+
+    why = []
+    preset = RECIPES[r.recipe]
+    full_images = preset["iters"] * preset["batch_size"]
+    if r.iters * r.batch_size < full_images:
+        if r.batch_size == preset["batch_size"]:
+            why.append(f"{r.iters} of {preset['iters']} iterations")
+        else:
+            why.append(f"{r.iters} iterations at batch {r.batch_size} "
+                       f"(recipe: {preset['iters']} at batch {preset['batch_size']})")
+    if r.data == "synthetic":
+        why.append("synthetic data")
+    if r.subset is not None:
+        why.append(f"subset of {n_train} training images")
+    elif r.data == "cifar10" and n_train + r.val_split < 50000:
+        why.append(f"cifar10 with {n_train + r.val_split} training images")
+    return why
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag checked between iterations; a second signal stops at once."""
+
+    def __init__(self):
+        self.hit: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    self._old[sig] = signal.signal(sig, self._handle)
+                except (ValueError, OSError):
+                    pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.hit is not None:
+            raise KeyboardInterrupt
+        self.hit = signal.Signals(signum).name
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+        return False
+
+
+class _Progress:
+    """A rich progress bar (ETA, loss, error, images/s), or one log line per evaluation."""
+
+    def __init__(self, total: int, start: int, bar: bool, lines: bool, title: str):
+        self.lines = lines
+        self.bar = None
+        self.total = total
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        if bar and self.console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                TextColumn("loss {task.fields[loss]} err {task.fields[err]} "
+                           "{task.fields[ips]} img/s test {task.fields[test]}"),
+                console=self.console, transient=False)
+            self.task = self.bar.add_task(title, total=total, completed=start, loss="-",
+                                          err="-", ips="-", test="-")
+            self.bar.start()
+            self.lines = False
+
+    def step(self, it: int, loss: float | None = None, err: float | None = None,
+             ips: float | None = None) -> None:
+        if self.bar is not None:
+            kw = {}
+            if loss is not None:
+                kw["loss"] = f"{loss:.3f}"
+            if err is not None:
+                kw["err"] = f"{100 * err:.1f}%"
+            if ips is not None:
+                kw["ips"] = f"{ips:.0f}"
+            self.bar.update(self.task, completed=it, **kw)
+
+    def eval(self, row: dict) -> None:
+        test = row.get("test_err")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=row["iter"],
+                            test="-" if test is None else f"{100 * test:.2f}%")
+        if self.lines:
+            parts = [f"iter {row['iter']}/{self.total}", f"epoch {row['epoch']:.2f}",
+                     f"lr {row['lr']:.4g}", f"loss {row['train_loss']:.4f}",
+                     f"train err {100 * row['train_err']:.2f}%"]
+            if row.get("val_err") is not None:
+                parts.append(f"val err {100 * row['val_err']:.2f}%")
+            if test is not None:
+                parts.append(f"test err {100 * test:.2f}%")
+            if row.get("test_top5_err") is not None:
+                parts.append(f"top-5 {100 * row['test_top5_err']:.2f}%")
+            parts.append(f"{row['images_per_s']:.0f} img/s")
+            parts.append(f"{row['elapsed_s']:.0f}s")
+            print("  ".join(parts), file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+@dataclass
+class _Window:
+    """Training statistics since the last evaluation (checkpointed, so resume is exact)."""
+
+    loss_sum: float = 0.0
+    err_sum: float = 0.0
+    count: int = 0          # images
+    iters: int = 0
+    train_s: float = 0.0
+
+    def state(self) -> dict:
+        return {"loss_sum": self.loss_sum, "err_sum": self.err_sum, "count": self.count,
+                "iters": self.iters, "train_s": self.train_s}
+
+    @classmethod
+    def load(cls, s: dict) -> "_Window":
+        return cls(float(s["loss_sum"]), float(s["err_sum"]), int(s["count"]), int(s["iters"]),
+                   float(s["train_s"]))
+
+
+@dataclass
+class _State:
+    it: int = 0
+    elapsed_s: float = 0.0
+    window: _Window = field(default_factory=_Window)
+    best: dict = field(default_factory=lambda: {"test_err": None, "val_err": None, "iter": None})
+    images: int = 0
+    train_s_total: float = 0.0
+
+
+# --------------------------------------------------------------------------- the trainer
+
+class Trainer:
+    def __init__(self, r: ResolvedConfig, out_dir: Path, *, on_eval: OnEval | None,
+                 progress: bool, quiet: bool, resuming: bool):
+        self.r = r
+        self.out = Path(out_dir)
+        self.on_eval = on_eval
+        self.show_bar = progress and not quiet
+        self.show_lines = not progress and not quiet
+        self.quiet = quiet
+        self.resuming = resuming
+        self.hash = config_hash(r)
+        self.dist: Dist = Dist()
+        self.state = _State()
+        self.summary: dict = {}
+        self.in_step = False
+        self.wall0 = time.perf_counter()
+
+    # ---------------------------------------------------------------- set-up
+    def setup(self) -> None:
+        r = self.r
+        self.dist = init_distributed(r.device)
+        if self.dist.enabled and torch.cuda.is_available() and r.device in ("auto", "cuda"):
+            device = torch.device("cuda", self.dist.local_rank)
+        else:
+            device = pick_device(r.device)
+        self.device = device
+        check_amp(r.amp, device)
+        if r.batch_size % self.dist.world:
+            raise RunError(f"batch size {r.batch_size} does not split evenly over "
+                           f"{self.dist.world} processes")
+        if r.sync_bn and not self.dist.enabled:
+            raise RunError("--sync-bn only applies to a distributed run (torchrun)")
+        from resdsl.analysis import summarize
+        from resdsl.compiler import compile_network
+        from resdsl.train.data import open_run_data
+
+        self.netsum = summarize(r.net)
+        torch.manual_seed(r.seed)
+        model = compile_network(r.net)
+        self.fmt = memory_format(device)
+        model = model.to(device, memory_format=self.fmt)
+        self.data = open_run_data(r, device)
+        self.r = r = r.with_iters(len(self.data.train))
+        if r.milestones and r.milestones[-1] >= r.iters and r.milestones_given:
+            raise RunError(f"milestone {r.milestones[-1]} is not before the end of training "
+                           f"({r.iters} iterations)")
+        self.base = model                        # the SpecModule: state dict, eval, responses
+        if r.sync_bn:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            self.base = model
+        self.model = model
+        if self.dist.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.step_model = torch.compile(self.model) if r.compile else self.model
+        self.opt = torch.optim.SGD(self.base.parameters(), lr=r.lr, momentum=r.momentum,
+                                   weight_decay=r.weight_decay)
+        self.sched = Schedule(r.lr, r.schedule, r.milestones, r.plateau, r.warmup)
+        self.scaler = torch.amp.GradScaler("cuda") if r.amp == "fp16" else None
+        # a sync point reads the loss back: every step on CPU (free), in chunks on accelerators
+        self.sync_every = 1 if device.type == "cpu" else 20
+        self.reduced = reduced_reasons(r, self.data.n_train)
+
+    # ---------------------------------------------------------------- record
+    def config_json(self) -> dict:
+        r, net = self.r, self.r.net
+        ns = self.netsum
+        shortcut = net.params.get("shortcut")
+        return {
+            **_versions(), "kind": "run", "device": device_name(self.device),
+            "world_size": self.dist.world,
+            "spec": {"name": net.name, "path": net.path, "sources": dict(net.sources),
+                     "params": dict(net.params), "input_shape": list(net.input_shape),
+                     "num_classes": net.num_classes, "depth": ns.depth,
+                     "block": ",".join(ns.blocks) if ns.blocks else None,
+                     "shortcut": None if shortcut is None else str(shortcut)},
+            "recipe": r.recipe_json(),
+            "data": {"name": self.data.name, "dir": r.data_dir, "train_images": self.data.n_train,
+                     "test_images": self.data.n_test},
+            "request": r.request.to_json(),
+            "hash": self.hash, "started": _now(),
+        }
+
+    def write_summary(self, status: str, reason: str | None = None, **extra) -> dict:
+        st, r = self.state, self.r
+        rows = self._rows_cache
+        s = {
+            "status": status, "reason": reason, "iters_done": st.it, "iters": r.iters,
+            "final": rows[-1] if rows else None, "best": dict(st.best),
+            "params": self.netsum.params, "flops": self.netsum.flops, "depth": self.netsum.depth,
+            "wall_s": round(st.elapsed_s, 3),
+            "images_per_s": (st.images / st.train_s_total) if st.train_s_total > 0 else None,
+            "reduced": bool(self.reduced), "reduced_why": "; ".join(self.reduced) or None,
+            "diverged_at": None, "warmup_ended_at": self.sched.warmup_ended_at,
+            "lr_drops": self.sched.drops if r.schedule == "plateau" else None,
+            "hash": self.hash, "updated": _now(),
+        }
+        s.update(extra)
+        self.summary = s
+        if self.dist.is_main:
+            atomic_write_json(self.out / "summary.json", s)
+        return s
+
+    def checkpoint(self) -> None:
+        if not self.dist.is_main:
+            return
+        st = self.state
+        rng = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        ck = {
+            "format": CHECKPOINT_FORMAT, "hash": self.hash, "iter": st.it,
+            "model": self.base.state_dict(), "optimizer": self.opt.state_dict(),
+            "schedule": self.sched.state_dict(), "rng": rng,
+            "data": {k: int(v) for k, v in self.data.train.state_dict().items()},
+            "window": st.window.state(), "best": dict(st.best),
+            "elapsed_s": st.elapsed_s, "images": st.images, "train_s_total": st.train_s_total,
+        }
+        if self.scaler is not None:
+            ck["scaler"] = {k: (float(v) if isinstance(v, float) else v)
+                            for k, v in self.scaler.state_dict().items()}
+        atomic_torch_save(self.out / "checkpoint.pt", ck)
+
+    def load_checkpoint(self) -> None:
+        path = self.out / "checkpoint.pt"
+        try:
+            ck = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise RunError(f"{self.out}: no checkpoint.pt to resume from (the run was stopped "
+                           "before its first evaluation); start it again") from None
+        except Exception as e:
+            raise RunError(f"{path}: cannot read the checkpoint ({e})") from None
+        if ck.get("format") != CHECKPOINT_FORMAT:
+            raise RunError(f"{path}: checkpoint format {ck.get('format')} is not {CHECKPOINT_FORMAT}")
+        if ck.get("hash") != self.hash:
+            raise RunError(f"{path}: the checkpoint belongs to another configuration (hash "
+                           f"{ck.get('hash')}, now {self.hash}); did the spec file change?")
+        self.base.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["schedule"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        if "cuda" in ck["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        self.data.train.load_state_dict(ck["data"])
+        if self.scaler is not None and "scaler" in ck:
+            self.scaler.load_state_dict(ck["scaler"])
+        st = self.state
+        st.it = int(ck["iter"])
+        st.window = _Window.load(ck["window"])
+        st.best = dict(ck["best"])
+        st.elapsed_s = float(ck["elapsed_s"])
+        st.images = int(ck["images"])
+        st.train_s_total = float(ck["train_s_total"])
+
+    # ---------------------------------------------------------------- evaluation
+    def _eval_row(self, final: bool = False) -> tuple[dict, EvalResult]:
+        r, st, w = self.r, self.state, self.state.window
+        probe = None
+        keep = final and r.data != "imagenet"
+        if final:
+            probe = ResponseProbe(self.base.response_layers())
+        try:
+            test = evaluate(self.base, self.data.test, self.device, self.data.num_classes,
+                            r.amp, keep_probs=keep, view="single" if r.data != "imagenet" else "center")
+        finally:
+            if probe is not None:
+                probe.close()
+        self.responses = probe.result() if probe is not None else None
+        view = "single" if r.data != "imagenet" else "center"
+        if final and r.data == "imagenet" and r.test_mode != "center":
+            loader = self.data.final_test(r.test_mode, r.workers)
+            h = r.net.input_shape[1]
+            scales = [round(s * h / 224) for s in (224, 256, 384, 480, 640)]
+            test = evaluate(self.base, loader, self.device, self.data.num_classes, r.amp,
+                            keep_probs=True, view=r.test_mode, scales=scales)
+            view = r.test_mode
+        elif final and r.data == "imagenet":
+            test = evaluate(self.base, self.data.test, self.device, self.data.num_classes, r.amp,
+                            keep_probs=True, view="center")
+        self.final_eval = test if final else None
+        val = None
+        if self.data.val is not None:
+            val = evaluate(self.base, self.data.val, self.device, self.data.num_classes, r.amp)
+        row = {
+            "iter": st.it,
+            "epoch": round(st.it * r.batch_size / self.data.n_train, 4),
+            "lr": self.sched.lr(max(st.it - 1, 0)),
+            "train_loss": (w.loss_sum / w.count) if w.count else None,
+            "train_err": (w.err_sum / w.count) if w.count else None,
+            "val_err": val.err if val is not None else None,
+            "val_top5_err": val.top5_err if val is not None else None,
+            "test_err": test.err, "test_top5_err": test.top5_err, "test_loss": _finite(test.loss),
+            "view": view,
+            "images_per_s": (w.count * self.dist.world / w.train_s) if w.train_s > 0 else 0.0,
+            "elapsed_s": round(st.elapsed_s + (time.perf_counter() - self.seg0), 3),
+            "warmup": self.sched.warming,
+        }
+        return row, test
+
+    def _update_best(self, row: dict) -> None:
+        key = "val_err" if row.get("val_err") is not None else "test_err"
+        b = self.state.best
+        cur = b.get(key)
+        if row.get(key) is not None and (cur is None or row[key] < cur):
+            self.state.best = {"test_err": row["test_err"], "val_err": row.get("val_err"),
+                               "iter": row["iter"]}
+
+    # ---------------------------------------------------------------- the loop
+    def run(self) -> dict:
+        r = self.r
+        st = self.state
+        if self.resuming:
+            self.load_checkpoint()
+            if self.dist.is_main:
+                rows = [x for x in read_jsonl(self.out / "metrics.jsonl")] \
+                    if (self.out / "metrics.jsonl").exists() else []
+                keep = [x for x in rows if x["iter"] <= st.it]
+                if len(keep) != len(rows) or not (self.out / "metrics.jsonl").exists():
+                    from resdsl.io import atomic_write_text
+                    import json
+
+                    atomic_write_text(self.out / "metrics.jsonl",
+                                      "".join(json.dumps(x) + "\n" for x in keep))
+                self._rows_cache = keep
+            else:
+                self._rows_cache = []
+        else:
+            self._rows_cache = []
+            if self.dist.is_main:
+                self.out.mkdir(parents=True, exist_ok=True)
+                atomic_write_json(self.out / "config.json", self.config_json())
+                from resdsl.io import atomic_write_text
+
+                atomic_write_text(self.out / "metrics.jsonl", "")
+        self.seg0 = time.perf_counter()
+        self.write_summary("running")
+        bar = _Progress(r.iters, st.it, self.show_bar and self.dist.is_main,
+                        self.show_lines and self.dist.is_main, f"{r.net.name}")
+        self.bar = bar
+        try:
+            with _StopFlag() as stop:
+                result = self._loop(stop)
+        except KeyboardInterrupt:
+            bar.close()
+            self._finish_interrupt()
+            raise
+        except BaseException as e:
+            bar.close()
+            reason = str(e) if isinstance(e, ResdslError) else f"{type(e).__name__}: {e}"
+            self._seg_end()
+            self.write_summary("failed", reason)
+            raise
+        finally:
+            bar.close()
+        return result
+
+    def _seg_end(self) -> None:
+        now = time.perf_counter()
+        self.state.elapsed_s += now - self.seg0
+        self.seg0 = now
+
+    def _finish_interrupt(self) -> None:
+        self._seg_end()
+        if not self.in_step:
+            self.checkpoint()
+            self.write_summary("interrupted", f"stopped by the user at iteration {self.state.it}; "
+                               f"continue with: resdsl train --resume {self.out}")
+        else:
+            self.write_summary("interrupted", "stopped in the middle of an iteration; the "
+                               "checkpoint of the last evaluation is kept")
+
+    def _loop(self, stop: _StopFlag) -> dict:
+        r, st, dist = self.r, self.state, self.dist
+        model, opt, sched, data = self.step_model, self.opt, self.sched, self.data
+        device, fmt = self.device, self.fmt
+        world, rank = dist.world, dist.rank
+        local_b = r.batch_size // world
+        pending_loss: list[torch.Tensor] = []
+        pending_err: list[torch.Tensor] = []
+        cur_lr = None
+        t_train = time.perf_counter()
+        while st.it < r.iters:
+            if stop.hit is not None:
+                raise KeyboardInterrupt
+            lr = sched.lr(st.it)
+            if lr != cur_lr:
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                cur_lr = lr
+            self.in_step = True
+            x, y = next(data.train)
+            if world > 1:
+                x, y = x[rank * local_b:(rank + 1) * local_b], y[rank * local_b:(rank + 1) * local_b]
+            x = x.contiguous(memory_format=fmt)
+            with autocast(r.amp, device):
+                out = model(x)
+                loss = F.cross_entropy(out.float(), y)
+            opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                opt.step()
+            st.it += 1
+            self.in_step = False
+            pending_loss.append(loss.detach())
+            pending_err.append((out.detach().argmax(1) != y).sum())
+            is_eval = st.it % r.eval_every == 0 or st.it == r.iters
+            if len(pending_loss) >= self.sync_every or is_eval:
+                # read the chunk back: divergence check and warm-up need the numbers
+                stats = torch.stack([torch.stack(pending_loss).float(),
+                                     torch.stack(pending_err).float()])
+                if world > 1:
+                    stats = dist.all_sum(stats.double()) / world
+                stats = stats.double().cpu()
+                n = len(pending_loss)
+                pending_loss.clear()
+                pending_err.clear()
+                losses = stats[0]
+                bad = (~torch.isfinite(losses)).nonzero()
+                now = time.perf_counter()
+                st.window.train_s += now - t_train
+                st.train_s_total += now - t_train
+                t_train = now
+                if len(bad):
+                    at = st.it - n + int(bad[0]) + 1
+                    return self._diverged(at, float(losses[int(bad[0])]))
+                w = st.window
+                w.loss_sum += float(losses.sum()) * local_b
+                w.err_sum += float(stats[1].sum()) * (1 if world == 1 else 1)
+                w.count += n * local_b
+                w.iters += n
+                st.images += n * local_b * world
+                sched.observe_train(st.it, (stats[1] / local_b).tolist())
+                if st.it % 10 == 0 or is_eval:
+                    self.bar.step(st.it, w.loss_sum / max(w.count, 1), w.err_sum / max(w.count, 1),
+                                  (w.count * world / w.train_s) if w.train_s > 0 else None)
+            if is_eval:
+                stop_now = self._evaluate_and_record(final=st.it == r.iters)
+                t_train = time.perf_counter()
+                if stop_now:
+                    return self._finish("pruned", f"stopped early by the caller at iteration {st.it}")
+        return self._finish("completed", None)
+
+    def _evaluate_and_record(self, final: bool) -> bool:
+        st, dist = self.state, self.dist
+        flag = torch.zeros(1)
+        if dist.is_main:
+            row, _ = self._eval_row(final=final)
+            self._update_best(row)
+            sched_err = row.get(self.r.plateau["monitor"]) if self.r.plateau else None
+            self.sched.observe_eval(sched_err)
+            self._seg_end()
+            row["elapsed_s"] = round(st.elapsed_s, 3)
+            append_jsonl(self.out / "metrics.jsonl", row)
+            self._rows_cache.append(row)
+            st.window = _Window()
+            self.checkpoint()
+            if final:
+                self._write_final_artifacts()
+            self.write_summary("running")
+            self.bar.eval(row)
+            if self.on_eval is not None and self.on_eval(row) and not final:
+                flag[0] = 1
+        else:
+            # keep the schedule in step with rank 0 (plateau decisions come from its evaluation)
+            st.window = _Window()
+        if dist.enabled:
+            sched_state = torch.tensor([float(self.sched.drops), flag[0]], dtype=torch.float64)
+            dist.broadcast(sched_state)
+            self.sched.drops = int(sched_state[0])
+            flag[0] = sched_state[1]
+        return bool(flag[0])
+
+    def _write_final_artifacts(self) -> None:
+        if self.responses is not None:
+            atomic_write_json(self.out / "responses.json",
+                              {"layers": self.responses, "split": "test",
+                               "where": "after BN, before the nonlinearity (3x3 layers)",
+                               "iter": self.state.it})
+        fe = getattr(self, "final_eval", None)
+        if fe is not None and fe.probs is not None:
+            probs = fe.probs
+            if probs.numel() > 10_000_000:
+                probs = probs.half()
+            atomic_torch_save(self.out / "predictions.pt",
+                              {"probs": probs, "targets": fe.targets, "view": self.r.test_mode,
+                               "data": self.r.data, "n": int(fe.n)})
+
+    def _diverged(self, at: int, value: float) -> dict:
+        self._seg_end()
+        self.state.it = at
+        reason = f"the training loss became {value} at iteration {at}"
+        self.bar.close()
+        return self.write_summary("diverged", reason, diverged_at=at)
+
+    def _finish(self, status: str, reason: str | None) -> dict:
+        self._seg_end()
+        return self.write_summary(status, reason)
+
+
+# --------------------------------------------------------------------------- API
+
+def _check_fresh(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise RunError(f"--out {out} exists and is not a folder")
+    present = [f for f in RECORD_FILES if (out / f).exists()]
+    if present:
+        raise RunError(f"{out} already holds a run record ({', '.join(present)}); choose another "
+                       f"--out, or continue it with: resdsl train --resume {out}")
+
+
+def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> dict:
+    trainer = Trainer(r, out, on_eval=on_eval, progress=progress, quiet=quiet, resuming=resuming)
+    try:
+        try:
+            trainer.setup()
+        except BaseException as e:
+            # a run that cannot start leaves a record saying so when its folder is new
+            if not resuming and trainer.dist.is_main and isinstance(e, Exception):
+                _record_setup_failure(r, out, e)
+            raise
+        return trainer.run()
+    finally:
+        trainer.dist.close()
+
+
+def _record_setup_failure(r: ResolvedConfig, out: Path, e: Exception) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        reason = str(e) if isinstance(e, ResdslError) else f"{type(e).__name__}: {e}"
+        if not (out / "config.json").exists():
+            net = r.net
+            atomic_write_json(out / "config.json", {
+                **_versions(), "kind": "run", "device": r.device,
+                "spec": {"name": net.name, "path": net.path, "sources": dict(net.sources),
+                         "params": dict(net.params), "input_shape": list(net.input_shape),
+                         "num_classes": net.num_classes, "depth": r.depth},
+                "recipe": r.recipe_json(), "request": r.request.to_json(),
+                "hash": config_hash(r), "started": _now()})
+        atomic_write_json(out / "summary.json", {
+            "status": "failed", "reason": reason, "iters_done": 0, "iters": r.iters,
+            "final": None, "best": {"test_err": None, "val_err": None, "iter": None},
+            "params": None, "flops": None, "wall_s": 0.0, "reduced": False,
+            "reduced_why": None, "hash": config_hash(r), "updated": _now()})
+    except OSError:
+        pass
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: OnEval | None = None,
+          progress: bool = True, quiet: bool = False) -> dict:
+    """Train ``cfg`` and write its run record into ``out_dir``; return the summary dict.
+
+    ``on_eval(row)`` gets each metrics.jsonl row (not the final one); returning True stops the
+    run with status "pruned". ``progress``: a rich progress bar on a terminal (else one line per
+    evaluation on stderr); ``quiet``: print nothing.
+    """
+    r = resolve(cfg)
+    out = Path(out_dir)
+    if int(os.environ.get("RANK", "0")) == 0:
+        _check_fresh(out)
+    return _run(r, out, on_eval, progress, quiet, resuming=False)
+
+
+def load_request(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run record was started with."""
+    import json
+
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: not a run record (no config.json)") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise RunError(f"{path}: cannot read it ({e})") from None
+    if cfg.get("kind") == "ensemble":
+        raise RunError(f"{run_dir} is an ensemble record; there is nothing to resume")
+    if not isinstance(cfg.get("request"), dict):
+        raise RunError(f"{path} has no 'request' entry; it was not written by resdsl train")
+    return TrainConfig.from_json(cfg["request"])
+
+
+def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool = True,
+           quiet: bool = False) -> dict:
+    """Continue a run from its checkpoint; on CPU with the same seed the result equals an
+    uninterrupted run."""
+    import json
+
+    run_dir = Path(run_dir)
+    request = load_request(run_dir)
+    try:
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        status = None
+    if status in ("completed", "diverged", "pruned"):
+        raise RunError(f"{run_dir}: the run is {status}; there is nothing to resume")
+    r = resolve(request)
+    return _run(r, run_dir, on_eval, progress, quiet, resuming=True)
