@@ -355,10 +355,15 @@ def mean_image(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     if x.device.type == "cpu":  # numpy accumulates with a small buffer: exact and fast
         total = torch.from_numpy(x.contiguous().numpy().sum(0, dtype=np.int64))
     else:
-        total = torch.zeros(x.shape[1:], dtype=torch.int64, device=x.device)
-        for i in range(0, len(x), chunk):  # int32 is exact for a chunk (chunk * 255 < 2**31)
-            total += x[i:i + chunk].sum(0, dtype=torch.int32)
+        total = _chunked_sum(x, chunk)
     return (total.double() / len(x)).float()
+
+
+def _chunked_sum(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    total = torch.zeros(x.shape[1:], dtype=torch.int64, device=x.device)
+    for i in range(0, len(x), chunk):  # int32 is exact for a chunk (chunk * 255 < 2**31)
+        total += x[i:i + chunk].sum(0, dtype=torch.int32)
+    return total
 
 
 def normalize(x: torch.Tensor, mean: torch.Tensor, scale: float = 1 / 255) -> torch.Tensor:

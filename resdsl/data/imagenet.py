@@ -78,7 +78,7 @@ def scan_split(root: str | Path, split: str,
                         f"and {root}/val/<class>/ with .JPEG/.jpg/.png images")
     folder = root / split
     if not folder.is_dir():
-        present = sorted(p.name for p in root.iterdir() if p.is_dir())
+        present = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         guess = did_you_mean(split, present)
         raise DataError(f"{root} has no {split}/ folder (it has: {', '.join(present) or 'nothing'})"
                         + (f"; did you mean {guess}/?" if guess else "")
@@ -167,13 +167,11 @@ def compute_mean(items: Sequence[tuple[Path, int]], *, resize: int = 256, crop: 
     pick = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed))[:n]
     ds = ImageFolder([items[int(i)] for i in pick.sort().values], [], _CenterRaw(resize, crop))
     workers = default_num_workers() if num_workers is None else num_workers
-    dl = torch.utils.data.DataLoader(ds, batch_size=64, num_workers=workers if n > 64 else 0)
+    dl = torch.utils.data.DataLoader(_Guarded(ds), batch_size=64, collate_fn=_collate,
+                                     num_workers=workers if n > 64 else 0)
     total = torch.zeros(3, crop, crop, dtype=torch.float64)
-    try:
-        for x, _ in dl:
-            total += x.to(torch.float64).sum(0)
-    except Exception as e:
-        raise _clean_worker_error(e)
+    for batch in dl:
+        total += _checked(batch)[0].to(torch.float64).sum(0)
     pixel = (total / n).float()
     return ImageMean(channel=pixel.mean(dim=(1, 2)), pixel=pixel)
 
@@ -331,15 +329,43 @@ class ImageFolder(torch.utils.data.Dataset):
         return self.transform(load_image(path), g), label
 
 
-def _clean_worker_error(e: BaseException) -> BaseException:
-    """A DataError raised in a DataLoader worker comes back with the worker's traceback pasted
-    into its message; give the user the original one-line message instead."""
-    if isinstance(e, DataError):
-        prefix = f"{DataError.__module__}.{DataError.__qualname__}: "
-        lines = [ln for ln in str(e).splitlines() if ln.startswith(prefix)]
-        if lines:
-            return DataError(lines[-1][len(prefix):])
-    return e
+class _Failed:
+    """What a worker returns instead of raising: the message of a DataError.
+
+    Raising inside a DataLoader worker would paste the worker's traceback into the message,
+    and (torch 2.x) leaves the workers waiting out a 5 s join timeout each on shutdown; so the
+    worker reports the failure as data and the main process raises it.
+    """
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+class _Guarded(torch.utils.data.Dataset):
+    def __init__(self, dataset: torch.utils.data.Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        try:
+            return self.dataset[key]
+        except DataError as e:
+            return _Failed(str(e))
+
+
+def _collate(batch: list):
+    for item in batch:
+        if isinstance(item, _Failed):
+            return item
+    return torch.utils.data.default_collate(batch)
+
+
+def _checked(batch):
+    if isinstance(batch, _Failed):
+        raise DataError(batch.message)
+    return batch
 
 
 def _pin() -> bool:
@@ -382,10 +408,8 @@ class ImageNetLoader:
         self.device = torch.device(device) if device is not None else None
         self.epoch, self.index = 0, 0
         self._sampler = _EpochBatches(len(dataset), self.batch_size, self.seed)
-        workers = default_num_workers() if num_workers is None else num_workers
-        self._dl = torch.utils.data.DataLoader(
-            dataset, batch_sampler=self._sampler, num_workers=workers, pin_memory=_pin(),
-            persistent_workers=workers > 0)
+        self.num_workers = default_num_workers() if num_workers is None else num_workers
+        self._dl: torch.utils.data.DataLoader | None = None  # made on first use; see close()
         self._it: Iterator | None = None
 
     def __len__(self) -> int:
@@ -404,19 +428,40 @@ class ImageNetLoader:
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._it is None:
+            if self._dl is None:
+                self._dl = torch.utils.data.DataLoader(
+                    _Guarded(self.dataset), batch_sampler=self._sampler, collate_fn=_collate,
+                    num_workers=self.num_workers, pin_memory=_pin(),
+                    persistent_workers=self.num_workers > 0)
             self._sampler.epoch, self._sampler.start = self.epoch, self.index
             self._it = iter(self._dl)
-        try:
-            x, y = next(self._it)
-        except Exception as e:
-            self._it = None
-            raise _clean_worker_error(e)
+        batch = next(self._it)
+        if isinstance(batch, _Failed):
+            self.close()  # the position stays at the failed batch
+            raise DataError(batch.message)
+        x, y = batch
         self.index += 1
         if self.index == len(self):
             self.epoch, self.index, self._it = self.epoch + 1, 0, None
         if self.device is not None:
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         return x, y
+
+    def close(self) -> None:
+        """Stop the worker processes now (they restart on the next ``next()``).
+
+        Dropping the last reference does the same, but a loader caught in a reference cycle
+        (e.g. held by a stored exception) is freed by the cycle collector at a random later
+        moment, where torch's worker shutdown can stall for seconds.
+        """
+        self._it = None
+        self._dl = None
+
+    def __enter__(self) -> "ImageNetLoader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch, "index": self.index, "seed": self.seed,
@@ -436,8 +481,8 @@ class ImageNetLoader:
         self.epoch, self.index, self._it = epoch, index, None
 
 
-class _CleanErrors:
-    """Wraps an evaluation DataLoader so worker DataErrors reach the user as one line."""
+class _EvalBatches:
+    """An evaluation DataLoader whose worker failures reach the user as one DataError."""
 
     def __init__(self, dl: torch.utils.data.DataLoader):
         self.dl = dl
@@ -446,10 +491,12 @@ class _CleanErrors:
         return len(self.dl)
 
     def __iter__(self):
+        it = iter(self.dl)
         try:
-            yield from self.dl
-        except Exception as e:
-            raise _clean_worker_error(e)
+            for batch in it:
+                yield _checked(batch)
+        finally:
+            del it  # shut the workers down now, not whenever a stored traceback is freed
 
 
 # --------------------------------------------------------------------------- the data set
@@ -506,13 +553,14 @@ class ImageNetData:
                               seed=seed, num_workers=num_workers, device=device)
 
     def val_loader(self, batch_size: int, mode: str = "center",
-                   num_workers: int | None = None) -> _CleanErrors:
+                   num_workers: int | None = None) -> _EvalBatches:
         """Validation batches in file order; ``multiscale`` forces batch size 1 (sizes vary)."""
         ds = self.val_dataset(mode)
         workers = default_num_workers() if num_workers is None else num_workers
         bs = 1 if mode == "multiscale" else batch_size
-        return _CleanErrors(torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=False,
-                                                        num_workers=workers, pin_memory=_pin()))
+        return _EvalBatches(torch.utils.data.DataLoader(
+            _Guarded(ds), batch_size=bs, shuffle=False, collate_fn=_collate,
+            num_workers=workers, pin_memory=_pin()))
 
 
 def open_imagenet(root: str | Path, *, crop: int = 224, resize: int = 256,
@@ -521,6 +569,9 @@ def open_imagenet(root: str | Path, *, crop: int = 224, resize: int = 256,
                   num_workers: int | None = None) -> ImageNetData:
     """Scan ``root/train`` and ``root/val`` and get the mean (see the module docstring)."""
     root = Path(root).expanduser()
+    if not 0 < crop <= min(resize, scale[0]) or scale[0] > scale[1]:
+        raise DataError(f"image sizes do not fit: need 0 < crop <= resize and crop <= scale_min "
+                        f"<= scale_max; got crop {crop}, resize {resize}, scale {tuple(scale)}")
     classes, train_items = scan_split(root, "train")
     _, val_items = scan_split(root, "val", classes)
     if mean in ("pixel", "channel"):
