@@ -120,7 +120,7 @@ def train_command(
 
       resdsl train --resume reports/runs/cifar_resnet-n3_shortcutA_width16-s0-20250101-120000
 
-      torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --n 9
+      torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --set n=9   (torchrun reads --n itself)
     """
     from resdsl.spec import parse_input_shape
     from resdsl.train import TrainConfig, resolve

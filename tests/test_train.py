@@ -1,0 +1,536 @@
+"""resdsl train: recipes, the training loop, the run record, resume, divergence, interrupts,
+ensembles, DDP. Tiny nets on synthetic data, so the whole file runs in a couple of minutes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from resdsl.errors import RunError
+from resdsl.train import TrainConfig, config_hash, resolve, resume, train
+from resdsl.train.schedule import Schedule
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = str(REPO / "specs" / "cifar_6n2.net")
+TINY = {"n": "1", "width": "8"}
+TINY_ARGS = ["train", SPEC, "--n", "1", "--width", "8", "--data", "synthetic", "--batch-size", "32"]
+
+
+def tiny(**kw) -> TrainConfig:
+    base = dict(spec=SPEC, overrides=dict(TINY), data="synthetic", iters=120, batch_size=32,
+                eval_every=40)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def env() -> dict:
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(REPO) + os.pathsep + e.get("PYTHONPATH", "")
+    e["OMP_NUM_THREADS"] = "2"
+    return e
+
+
+def cli(args, cwd, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def run_cli(args, cwd, timeout=240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "resdsl", *args], cwd=cwd, env=env(),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while not path.exists():
+        if proc.poll() is not None:
+            raise AssertionError(f"process ended before {path} appeared:\n{proc.stderr.read()}")
+        if time.time() - t0 > timeout:
+            proc.kill()
+            raise AssertionError(f"{path} did not appear")
+        time.sleep(0.01)
+
+
+def read(path: Path):
+    return json.loads(Path(path).read_text())
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+EXACT_KEYS = ("iter", "epoch", "lr", "train_loss", "train_err", "test_err", "test_top5_err",
+              "test_loss", "val_err")
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two finished tiny runs (seeds 0 and 1) via the Python API."""
+    root = tmp_path_factory.mktemp("runs")
+    rows = []
+    out = []
+    for seed in (0, 1):
+        d = root / f"seed{seed}"
+        s = train(tiny(seed=seed), d, on_eval=rows.append, progress=False, quiet=True)
+        out.append((d, s))
+    return out, rows
+
+
+# --------------------------------------------------------------------------- the record
+
+def test_learns_and_writes_complete_record(runs):
+    (run, summary), _ = runs[0][0], runs[1]
+    assert summary["status"] == "completed"
+    assert summary["final"]["test_err"] < 0.5          # chance is 0.9
+    assert summary["final"]["train_err"] < 0.6
+    for name in ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json",
+                 "responses.json", "predictions.pt"):
+        assert (run / name).is_file(), name
+    cfg = read(run / "config.json")
+    for key in ("resdsl", "torch", "python", "device", "spec", "recipe", "hash"):
+        assert key in cfg
+    for key in ("name", "path", "sources", "params", "input_shape", "num_classes", "depth",
+                "block", "shortcut"):
+        assert key in cfg["spec"]
+    assert cfg["spec"]["params"] == {"n": 1, "shortcut": "A", "width": 8}
+    assert any("network cifar_resnet" in t for t in cfg["spec"]["sources"].values())
+    rec = cfg["recipe"]
+    for key in ("name", "data", "iters", "batch_size", "lr", "milestones", "momentum",
+                "weight_decay", "warmup", "val_split", "seed", "amp", "compile", "test_mode",
+                "subset"):
+        assert key in rec
+    assert rec["milestones"] == [60, 90] and rec["iters"] == 120 and rec["data"] == "synthetic"
+    assert cfg["device"] == "cpu"
+    rows = metrics(run)
+    assert [r["iter"] for r in rows] == [40, 80, 120]
+    for r in rows:
+        for key in ("iter", "epoch", "lr", "train_loss", "train_err", "val_err", "test_err",
+                    "test_top5_err", "images_per_s", "elapsed_s"):
+            assert key in r
+        assert 0 <= r["test_err"] <= 1 and 0 <= r["train_err"] <= 1
+        assert r["val_err"] is None
+    assert rows[0]["lr"] == pytest.approx(0.1) and rows[-1]["lr"] == pytest.approx(0.001)
+    s = read(run / "summary.json")
+    for key in ("status", "reason", "iters_done", "final", "best", "params", "flops", "wall_s",
+                "reduced", "reduced_why"):
+        assert key in s
+    assert s == summary
+    assert s["final"] == rows[-1] and s["iters_done"] == 120
+    assert set(s["best"]) >= {"test_err", "val_err", "iter"}
+    assert s["best"]["test_err"] == min(r["test_err"] for r in rows)
+    assert s["reduced"] and "synthetic" in s["reduced_why"] and "120" in s["reduced_why"]
+    assert s["params"] > 0 and s["flops"] > 0
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_checkpoint_loads_weights_only(runs):
+    run = runs[0][0][0]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["iter"] == 120
+    assert {"model", "optimizer", "schedule", "rng", "data"} <= set(ck)
+    assert isinstance(ck["rng"]["torch"], torch.Tensor)
+    assert all(isinstance(v, int) for v in ck["data"].values())
+    from resdsl.compiler import compile_network
+    from resdsl.spec import load_network
+
+    model = compile_network(load_network(SPEC, TINY))
+    model.load_state_dict(ck["model"])
+    p = torch.load(run / "predictions.pt", weights_only=True)
+    assert p["probs"].shape == (1000, 10)
+    err = (p["probs"].argmax(1) != p["targets"]).float().mean().item()
+    assert err == pytest.approx(read(run / "summary.json")["final"]["test_err"])
+
+
+def test_responses_one_std_per_3x3_bn_in_layer_order(runs):
+    run = runs[0][0][0]
+    from resdsl.compiler import compile_network
+    from resdsl.spec import load_network
+
+    names = [n for n, _ in compile_network(load_network(SPEC, TINY)).response_layers()]
+    resp = read(run / "responses.json")
+    assert resp["split"] == "test"
+    assert [x["name"] for x in resp["layers"]] == names and len(names) == 7
+    assert all(x["std"] > 0 for x in resp["layers"])
+
+
+def test_response_probe_measures_before_inplace_relu():
+    from resdsl.train.evaluate import ResponseProbe
+
+    bn = torch.nn.BatchNorm2d(4).eval()
+    seq = torch.nn.Sequential(bn, torch.nn.ReLU(inplace=True))
+    x = torch.randn(8, 4, 5, 5)
+    with torch.no_grad():
+        expected = bn(x).std().item()
+        probe = ResponseProbe([("bn", bn)])
+        seq(x)
+    probe.close()
+    assert probe.result()[0]["std"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_on_eval_sees_rows_and_seeds_differ(runs):
+    (r0, s0), (r1, s1) = runs[0]
+    rows = runs[1]
+    assert [r["iter"] for r in rows] == [40, 80, 120, 40, 80, 120]
+    assert rows[2] == s0["final"]
+    assert s0["hash"] != s1["hash"]
+    assert metrics(r0)[0]["train_loss"] != metrics(r1)[0]["train_loss"]
+
+
+def test_on_eval_true_prunes(tmp_path):
+    s = train(tiny(), tmp_path / "p", on_eval=lambda row: row["iter"] >= 40, quiet=True)
+    assert s["status"] == "pruned" and s["iters_done"] == 40
+    assert read(tmp_path / "p" / "summary.json")["status"] == "pruned"
+
+
+def test_val_split_and_epochs(tmp_path):
+    s = train(tiny(iters=None, epochs=0.5, val_split=500), tmp_path / "v", quiet=True)
+    cfg = read(tmp_path / "v" / "config.json")
+    # 4500 training images / 32 = 140 batches per epoch -> 70 iterations
+    assert cfg["recipe"]["iters"] == 70 and cfg["recipe"]["val_split"] == 500
+    assert s["final"]["val_err"] is not None and 0 <= s["final"]["val_err"] <= 1
+    assert s["final"]["epoch"] == pytest.approx(70 * 32 / 4500, abs=1e-3)
+
+
+def test_refuses_to_overwrite_a_record(runs):
+    with pytest.raises(RunError, match="already holds a run record"):
+        train(tiny(), runs[0][0][0], quiet=True)
+
+
+# --------------------------------------------------------------------------- config
+
+def test_resolve_presets_and_scaling():
+    r = resolve(TrainConfig(SPEC, {"n": 3}))
+    assert (r.iters, r.batch_size, r.lr, r.milestones, r.momentum, r.weight_decay) == \
+        (64000, 128, 0.1, [32000, 48000], 0.9, 1e-4)
+    assert r.data == "cifar10" and r.warmup is None and r.test_mode == "single"
+    r = resolve(TrainConfig(SPEC, {"n": 3}, iters=2000))
+    assert r.milestones == [1000, 1500]
+    r = resolve(TrainConfig(SPEC, {"n": 3}, iters=2000, milestones=[100, 200], lr=0.05))
+    assert r.milestones == [100, 200] and r.lr == 0.05
+    # the 110-layer net warms up (section 4.2), ResNet-20 does not
+    r = resolve(TrainConfig(SPEC, {"n": 18}))
+    assert r.depth == 110 and r.warmup["lr"] == pytest.approx(0.01)
+    assert r.warmup["until_err"] == 0.8
+    assert resolve(TrainConfig(SPEC, {"n": 18}, warmup="off")).warmup is None
+    assert resolve(TrainConfig(SPEC, {"n": 3}, warmup="50")).warmup["max_iters"] == 50
+    r = resolve(TrainConfig("resnet18", recipe="imagenet"))
+    assert (r.batch_size, r.schedule, r.iters, r.test_mode) == (256, "plateau", 600000, "10crop")
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"recipe": "cifr"}, "did you mean 'cifar'"),
+    ({"data": "cifar100"}, "did you mean 'cifar10'"),
+    ({"lr": -0.1}, "positive"),
+    ({"iters": -5}, "positive"),
+    ({"batch_size": 0}, "positive"),
+    ({"milestones": [300, 200]}, "increasing"),
+    ({"iters": 100, "milestones": [50, 100]}, "before the end"),
+    ({"iters": 10, "epochs": 1}, "not both"),
+    ({"momentum": 1.5}, "below 1"),
+    ({"test_mode": "10crop"}, "ImageNet"),
+    ({"amp": "fp8"}, "amp"),
+    ({"warmup": "soon"}, "warmup"),
+    ({"device": "tpu"}, "did you mean"),
+])
+def test_resolve_rejects_nonsense(kw, message):
+    with pytest.raises(RunError, match=message):
+        resolve(TrainConfig(SPEC, {"n": 3}, **kw))
+
+
+def test_config_hash_stable_and_sensitive(tmp_path):
+    base = dict(spec=SPEC, overrides={"n": "3"}, data="synthetic", iters=100)
+    h = config_hash(resolve(TrainConfig(**base)))
+    assert h == config_hash(resolve(TrainConfig(**base)))
+    # parameters given as strings or values, and the default written out, hash the same
+    assert h == config_hash(resolve(TrainConfig(**{**base, "overrides": {"n": 3, "width": 16}})))
+    # not: device, paths, evaluation cadence, workers, compile
+    same = [{"device": "cpu"}, {"data_dir": "/elsewhere"}, {"eval_every": 7}, {"workers": 3},
+            {"compile": True}]
+    for kw in same:
+        assert config_hash(resolve(TrainConfig(**{**base, **kw}))) == h, kw
+    differ = [{"seed": 1}, {"lr": 0.05}, {"iters": 101}, {"batch_size": 64},
+              {"overrides": {"n": "5"}}, {"overrides": {"n": "3", "shortcut": "B"}},
+              {"milestones": [10, 20]}, {"weight_decay": 0.0}, {"val_split": 500},
+              {"data": "cifar10"}, {"amp": "bf16"}, {"warmup": "10"}]
+    hashes = {h}
+    for kw in differ:
+        other = config_hash(resolve(TrainConfig(**{**base, **kw})))
+        assert other not in hashes, kw
+        hashes.add(other)
+    # the spec's text counts, not its path
+    copy = tmp_path / "copy.net"
+    copy.write_text(Path(SPEC).read_text())
+    (tmp_path / "prelude.net").write_text((REPO / "specs" / "prelude.net").read_text())
+    assert config_hash(resolve(TrainConfig(**{**base, "spec": str(copy)}))) == h
+    copy.write_text(Path(SPEC).read_text().replace("conv(width, 3)", "conv(width, 3, pad=1)"))
+    assert config_hash(resolve(TrainConfig(**{**base, "spec": str(copy)}))) != h
+
+
+def test_schedule_warmup_and_plateau():
+    w = {"mode": "auto", "lr": 0.01, "until_err": 0.8, "window": 4, "max_iters": 100}
+    s = Schedule(0.1, "multistep", [10, 20], None, w)
+    assert s.lr(0) == 0.01
+    s.observe_train(3, [1.0, 0.9, 0.9])
+    assert s.warming                              # window not full yet
+    s.observe_train(4, [0.7])
+    assert s.warming                              # mean 0.875
+    s.observe_train(6, [0.6, 0.5])
+    assert not s.warming and s.warmup_ended_at == 6
+    assert s.lr(6) == 0.1 and s.lr(10) == pytest.approx(0.01) and s.lr(25) == pytest.approx(0.001)
+    capped = Schedule(0.1, "multistep", [], None, dict(w, max_iters=5))
+    capped.observe_train(5, [1.0] * 5)
+    assert not capped.warming and capped.warmup_ended_at == 5
+    p = Schedule(0.1, "plateau", None, {"patience": 2, "threshold": 0.01, "factor": 0.1,
+                                        "max_drops": 3}, None)
+    drops = [p.observe_eval(e) for e in (0.5, 0.4, 0.395, 0.41, 0.3, 0.3, 0.3)]
+    assert drops == [False, False, False, True, False, False, True]
+    assert p.lr(0) == pytest.approx(0.001)
+    q = Schedule(0.1, "plateau", None, p.plateau, None)
+    q.load_state_dict(p.state_dict())
+    assert q.state_dict() == p.state_dict()
+
+
+# --------------------------------------------------------------------------- resume, kill, interrupt
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    ra, rb = metrics(a), metrics(b)
+    assert [r["iter"] for r in ra] == [r["iter"] for r in rb]
+    for x, y in zip(ra, rb):
+        assert {k: x[k] for k in EXACT_KEYS} == {k: y[k] for k in EXACT_KEYS}
+    sa, sb = read(a / "summary.json"), read(b / "summary.json")
+    assert sa["status"] == sb["status"] == "completed"
+    assert sa["best"] == sb["best"]
+    wa = torch.load(a / "checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(b / "checkpoint.pt", weights_only=True)["model"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
+    args = TINY_ARGS + ["--iters", "240", "--eval-every", "60", "--quiet"]
+    ref = run_cli(args + ["--out", "ref"], tmp_path)
+    assert ref.returncode == 0, ref.stderr
+    proc = cli(args + ["--out", "killed"], tmp_path)
+    wait_for(tmp_path / "killed" / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    killed = tmp_path / "killed"
+    s = read(killed / "summary.json")
+    assert s["status"] == "running" and s["iters_done"] < 240
+    res = run_cli(["train", "--resume", "killed", "--quiet"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    _assert_same_run(tmp_path / "ref", killed)
+
+
+def test_sigint_checkpoints_interrupted_and_resumes(tmp_path):
+    args = TINY_ARGS + ["--iters", "100000", "--eval-every", "20", "--quiet"]
+    proc = cli(args + ["--out", "int"], tmp_path)
+    run = tmp_path / "int"
+    wait_for(run / "checkpoint.pt", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    s = read(run / "summary.json")
+    assert s["status"] == "interrupted" and "--resume" in s["reason"]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["iter"] == s["iters_done"] > 0
+
+
+def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
+    """A KeyboardInterrupt at an iteration boundary (not at an evaluation) resumes exactly."""
+    import resdsl.train.runner as runner
+
+    train(tiny(iters=90, eval_every=30), tmp_path / "ref", quiet=True)
+
+    class FakeStop(runner._StopFlag):
+        """The signal handler's flag, reading "hit" at the 45th check (before iteration 45)."""
+
+        reads = 0
+
+        @property
+        def hit(self):
+            FakeStop.reads += 1
+            return "SIGINT" if FakeStop.reads == 45 else None
+
+        @hit.setter
+        def hit(self, value):
+            pass
+
+    monkeypatch.setattr(runner, "_StopFlag", FakeStop)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(iters=90, eval_every=30), tmp_path / "b", quiet=True)
+    monkeypatch.undo()
+    s = read(tmp_path / "b" / "summary.json")
+    assert s["status"] == "interrupted" and s["iters_done"] == 44
+    resume(tmp_path / "b", quiet=True)
+    _assert_same_run(tmp_path / "ref", tmp_path / "b")
+
+
+def test_resume_refuses_finished_and_missing(runs, tmp_path):
+    with pytest.raises(RunError, match="completed"):
+        resume(runs[0][0][0], quiet=True)
+    with pytest.raises(RunError, match="not a run record"):
+        resume(tmp_path, quiet=True)
+
+
+# --------------------------------------------------------------------------- divergence, CLI errors
+
+def test_divergence_is_recorded_with_iteration(tmp_path):
+    res = run_cli(TINY_ARGS + ["--iters", "200", "--lr", "1e6", "--eval-every", "100",
+                               "--out", "div", "--quiet"], tmp_path)
+    assert res.returncode == 1, res.stderr
+    assert "diverged" in res.stderr and "Traceback" not in res.stderr
+    s = read(tmp_path / "div" / "summary.json")
+    assert s["status"] == "diverged"
+    assert isinstance(s["diverged_at"], int) and 1 <= s["diverged_at"] <= 200
+    assert f"iteration {s['diverged_at']}" in s["reason"] and f"iteration {s['diverged_at']}" in res.stderr
+
+
+def test_diverged_api_returns_summary(tmp_path):
+    s = train(tiny(lr=1e6), tmp_path / "d", quiet=True)
+    assert s["status"] == "diverged" and s["diverged_at"] >= 1
+
+
+def run_main(args, monkeypatch, capsys, cwd):
+    from resdsl.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["resdsl", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--recipe", "cifr"], "did you mean 'cifar'"),
+    (["--amp", "fp16", "--device", "cpu"], "fp16 needs a CUDA device"),
+    (["--iters", "-5"], "must be positive"),
+    (["--data", "imagenett"], "did you mean 'imagenet'"),
+    (["--milestones", "30,x"], "--milestones"),
+    (["--nn", "3"], "nn"),
+])
+def test_bad_options_exit_2_without_traceback(extra, message, monkeypatch, capsys, tmp_path):
+    code, out, err = run_main(["train", SPEC, "--n", "1", "--width", "8", "--data", "synthetic",
+                               "--iters", "10", "--out", "o", "--quiet", *extra],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 2, (out, err)
+    assert message in err and "Traceback" not in err
+
+
+def test_cli_refuses_nonempty_out(monkeypatch, capsys, tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "notes.txt").write_text("mine")
+    code, _, err = run_main([*TINY_ARGS, "--iters", "10", "--out", "o"],
+                            monkeypatch, capsys, tmp_path)
+    assert code == 2 and "not empty" in err
+
+
+def test_cli_trains_and_prints_summary(monkeypatch, capsys, tmp_path):
+    code, out, err = run_main([*TINY_ARGS, "--iters", "20", "--eval-every", "10",
+                               "--quiet"], monkeypatch, capsys, tmp_path)
+    assert code in (0, None), err
+    assert "completed" in out and "test error" in out and "run record" in out
+    runs_dir = list((tmp_path / "reports" / "runs").iterdir())
+    assert len(runs_dir) == 1 and runs_dir[0].name.startswith("cifar_resnet-n1_shortcutA_width8-s0-")
+    assert err.count("iter ") == 2            # --quiet: one log line per evaluation
+
+
+# --------------------------------------------------------------------------- CIFAR-10 files
+
+def write_cifar(parent: Path, n: int = 64, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    folder = parent / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        labels = rng.integers(0, 10, n).tolist()
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        (folder / name).write_bytes(pickle.dumps({b"batch_label": name.encode(), b"labels": labels,
+                                                  b"data": data, b"filenames": [b"x"] * n},
+                                                 protocol=2))
+    meta = {b"label_names": [c.encode() for c in ("airplane", "automobile", "bird", "cat", "deer",
+                                                  "dog", "frog", "horse", "ship", "truck")]}
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    return folder
+
+
+def test_cifar10_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
+    folder = write_cifar(tmp_path / "data")
+    s = train(TrainConfig(SPEC, dict(TINY), data_dir=str(tmp_path / "data"), iters=12,
+                          batch_size=16, eval_every=6), tmp_path / "c", quiet=True)
+    assert s["status"] == "completed"
+    cfg = read(tmp_path / "c" / "config.json")
+    assert cfg["recipe"]["data"] == "cifar10" and cfg["data"]["train_images"] == 320
+    assert cfg["data"]["test_images"] == 64
+    assert "cifar10 with 320 training images" in s["reduced_why"]
+    assert folder.exists()
+
+
+# --------------------------------------------------------------------------- ensemble, DDP
+
+def test_ensemble_of_two_runs(runs, tmp_path, monkeypatch, capsys):
+    (r0, s0), (r1, s1) = runs[0]
+    code, out, err = run_main(["ensemble", str(r0), str(r1), "--out", "ens"],
+                              monkeypatch, capsys, tmp_path)
+    assert code in (0, None), err
+    cfg = read(tmp_path / "ens" / "config.json")
+    assert cfg["kind"] == "ensemble" and cfg["members"] == [str(r0), str(r1)]
+    s = read(tmp_path / "ens" / "summary.json")
+    assert s["status"] == "completed"
+    p0 = torch.load(r0 / "predictions.pt", weights_only=True)
+    p1 = torch.load(r1 / "predictions.pt", weights_only=True)
+    expected = ((p0["probs"] + p1["probs"]) / 2).argmax(1).ne(p0["targets"]).float().mean().item()
+    assert s["final"]["test_err"] == pytest.approx(expected)
+    assert s["member_errs"] == [s0["final"]["test_err"], s1["final"]["test_err"]]
+    from resdsl.report.records import load_runs
+
+    frame = load_runs(tmp_path).runs
+    assert list(frame["kind"]) == ["ensemble"]
+
+
+def test_ensemble_recomputes_without_predictions(runs, tmp_path):
+    import shutil
+
+    from resdsl.train.ensemble import ensemble
+
+    (r0, _), (r1, _) = runs[0]
+    copy = tmp_path / "copy"
+    shutil.copytree(r1, copy)
+    (copy / "predictions.pt").unlink()
+    a = ensemble([r0, r1], tmp_path / "a")
+    b = ensemble([r0, copy], tmp_path / "b")
+    assert a["final"]["test_err"] == pytest.approx(b["final"]["test_err"])
+    with pytest.raises(RunError, match="at least two"):
+        ensemble([r0], tmp_path / "c")
+
+
+def test_ddp_two_processes_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    res = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         # torchrun's own parser takes --n for an abbreviation of its options: use --set
+         "-m", "resdsl", "train", SPEC, "--set", "n=1", "--set", "width=8", "--data", "synthetic",
+         "--batch-size", "32", "--iters", "30", "--eval-every", "15",
+         "--out", str(out), "--quiet"],
+        cwd=tmp_path, env={**env(), "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=240)
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = read(out / "summary.json")
+    assert s["status"] == "completed" and s["iters_done"] == 30
+    assert read(out / "config.json")["world_size"] == 2
+    assert [r["iter"] for r in metrics(out)] == [15, 30]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    assert res.stdout.count("run record") == 1
