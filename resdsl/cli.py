@@ -11,6 +11,7 @@ from .cli_common import SPEC_CONTEXT
 from .errors import ResdslError
 from .train.command import ensemble_command, train_command
 from .report.command import report_command
+from .sweep.command import sweep_command
 
 app = typer.Typer(
     help="State residual network designs as short .net specs; check, build, train, sweep and report them.",
@@ -21,6 +22,7 @@ app.command("build", context_settings=SPEC_CONTEXT)(build_command)
 app.command("train", context_settings=SPEC_CONTEXT)(train_command)
 app.command("ensemble")(ensemble_command)
 app.command("report")(report_command)
+app.command("sweep", context_settings=SPEC_CONTEXT)(sweep_command)
 
 
 def _version(value: bool) -> None:

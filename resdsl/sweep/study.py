@@ -1,0 +1,783 @@
+"""The Optuna study of a sweep: queue, workers, one trial = one (or K seeds of) `resdsl train` runs.
+
+How trials are scheduled (why no grid point is trained twice and none is lost):
+
+- The command's process prepares the study under a lock (a file lock beside an SQLite storage):
+  it fails the RUNNING trials of dead workers (same host, pid gone; other hosts through Optuna's
+  heartbeat), queues a retry of every trial that was interrupted or killed, and, under the grid
+  sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial`` with the
+  point's GridSampler ``grid_id``, so Optuna's GridSampler sees the same grid). A grid point is
+  covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a reason of
+  its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
+- Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
+  for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
+  new trial while the study has fewer than --trials.
+- Several machines on one server storage prepare without a shared lock; if two queue the same
+  point at the same moment, the later trial is recorded PRUNED as "duplicate" when popped.
+
+Every trial records in its user attributes: ``status`` (completed, diverged, failed, pruned,
+over_budget, invalid, duplicate, interrupted, killed), ``reason``, ``run_dir``, ``config_hash``,
+``reused_from``, ``params_count``, ``flops``, the final metrics, and ``runs`` (one entry per
+seed). A run folder's config.json gets ``"sweep": {"study", "trial", "params"}``.
+
+Reuse: a trial whose content hash (``resdsl.train.config_hash``: spec sources, parameters,
+recipe, seed) equals that of a completed run reuses it instead of training. Completed runs are
+looked up in the study's own trials and in every run folder (summary.json) under the reuse
+roots: by default the ``reports/`` folder above --out (else --out's parent).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resdsl.errors import ResdslError, SweepError
+from resdsl.io import atomic_write_json, read_jsonl
+from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
+
+HEARTBEAT_INTERVAL = 10     # seconds between a running trial's heartbeats
+GRACE_PERIOD = 40           # a RUNNING trial without a heartbeat for this long is dead
+MAX_STALE_RETRIES = 3       # heartbeat retries of one trial within a sweep
+FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "invalid",
+                  "duplicate")
+RETRY_STATUSES = (None, "running", "interrupted", "killed")
+
+
+@dataclass
+class SweepPlan:
+    """Everything a worker needs (picklable: worker processes are spawned)."""
+
+    spec: str
+    fixed: dict
+    train: dict                      # TrainConfig keyword arguments except spec/overrides/seed
+    space: SearchSpace
+    objective: Objective
+    sampler: str                     # grid | tpe | random
+    pruner: str                      # none | median | hyperband | sha
+    storage: str
+    study_name: str
+    out: str
+    trials: int | None = None
+    timeout: float | None = None
+    max_flops: float | None = None
+    max_params: float | None = None
+    reuse: bool = True
+    reuse_roots: list = field(default_factory=list)
+    workers: int = 1
+    threads: int | None = None
+    min_resource: int = 1
+    max_resource: int = 1
+    prune_startup: int = 3
+
+
+# --------------------------------------------------------------------------- Optuna plumbing
+
+def quiet_optuna() -> None:
+    """Optuna's own INFO lines and experimental warnings would drown the sweep's progress."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message=".*Heartbeat of storage.*")
+    warnings.filterwarnings("ignore", message=".*reported at step.*")
+    warnings.filterwarnings("ignore", message=".*GridSampler.*")
+
+
+def make_storage(url: str, heartbeat: bool = True):
+    """An Optuna RDB storage (sqlite, postgresql, mysql URL) with heartbeats."""
+    import optuna
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    quiet_optuna()
+    engine_kwargs: dict = {}
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    kw: dict = {}
+    if heartbeat:
+        kw = dict(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                      max_retry=MAX_STALE_RETRIES))
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
+    except optuna.exceptions.StorageInternalError as e:
+        raise SweepError(f"--storage {url}: cannot open it ({e})") from None
+    except Exception as e:  # bad URL, missing driver (psycopg2, pymysql), unreachable server
+        raise SweepError(f"--storage {url}: cannot open it ({type(e).__name__}: {e}); expected "
+                         "sqlite:///PATH, postgresql://USER:PASS@HOST/DB or "
+                         "mysql+pymysql://USER:PASS@HOST/DB") from None
+
+
+def make_sampler(plan: SweepPlan):
+    import optuna
+
+    if plan.sampler == "grid":
+        return _GridSampler(plan.space.grid(), seed=0)
+    if plan.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=None)
+    return optuna.samplers.RandomSampler(seed=None)
+
+
+def make_pruner(plan: SweepPlan):
+    import optuna.pruners as P
+
+    if plan.pruner == "median":
+        return P.MedianPruner(n_startup_trials=plan.prune_startup, n_warmup_steps=0)
+    if plan.pruner == "hyperband":
+        return P.HyperbandPruner(min_resource=plan.min_resource, max_resource=plan.max_resource,
+                                 reduction_factor=3)
+    if plan.pruner == "sha":
+        return P.SuccessiveHalvingPruner(min_resource=plan.min_resource, reduction_factor=3)
+    return P.NopPruner()
+
+
+def _grid_sampler_class():
+    from optuna.samplers import GridSampler
+
+    class QuietGrid(GridSampler):
+        """GridSampler whose after_trial does not call study.stop(): the sweep drives its own
+        queue with ask/tell (stop() is only legal inside study.optimize)."""
+
+        def after_trial(self, study, trial, state, values) -> None:
+            return None
+
+    return QuietGrid
+
+
+def _GridSampler(space, seed=0):
+    return _grid_sampler_class()(space, seed=seed)
+
+
+def grid_id(sampler, point: dict) -> int | None:
+    """The index GridSampler gives this point (its shuffled grid), or None if unknown."""
+    grids = getattr(sampler, "_all_grids", None)
+    names = getattr(sampler, "_param_names", None)
+    if grids is None or names is None:
+        return None
+    try:
+        return grids.index(tuple(point[n] for n in names))
+    except (ValueError, KeyError):
+        return None
+
+
+def open_study(plan: SweepPlan, storage, create: bool):
+    import optuna
+
+    kw = dict(storage=storage, study_name=plan.study_name, sampler=make_sampler(plan),
+              pruner=make_pruner(plan))
+    if not create:
+        return optuna.load_study(**kw)
+    study = optuna.create_study(directions=plan.objective.directions, load_if_exists=True, **kw)
+    meta = study.user_attrs.get("resdsl")
+    if meta is None:
+        study.set_user_attr("resdsl", {
+            "objective": plan.objective.metrics, "spec": plan.spec, "fixed": plan.fixed,
+            "train": plan.train, "sampler": plan.sampler, "space": plan.space.describe(),
+            "seeds": plan.space.seeds, "out": plan.out})
+        with contextlib.suppress(Exception):
+            study.set_metric_names(list(plan.objective.metrics))
+    elif meta.get("objective") != plan.objective.metrics:
+        raise SweepError(f"study {plan.study_name!r} in {plan.storage} optimises "
+                         f"{','.join(meta.get('objective') or [])}, not "
+                         f"{','.join(plan.objective.metrics)}; choose another --study or --out")
+    return study
+
+
+def trial_params(t) -> dict:
+    """A trial's parameters, including those only fixed by enqueue_trial so far."""
+    return {**t.system_attrs.get("fixed_params", {}), **t.params}
+
+
+def point_key(params: dict, names: list[str]) -> tuple:
+    return tuple((n, repr(params.get(n))) for n in names)
+
+
+def is_retryable(t) -> bool:
+    from optuna.trial import TrialState
+
+    return t.state == TrialState.FAIL and t.user_attrs.get("status") in RETRY_STATUSES
+
+
+def covers(t) -> bool:
+    """Does this trial account for its grid point (no other trial needed)?"""
+    from optuna.trial import TrialState
+
+    if t.user_attrs.get("status") == "duplicate":
+        return False
+    if t.state == TrialState.FAIL:
+        return not is_retryable(t)
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextlib.contextmanager
+def storage_lock(url: str):
+    """A file lock beside an SQLite storage: local processes prepare the queue one at a time."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = Path(url[len("sqlite:///"):] + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def enqueue_retry(study, t) -> None:
+    """Queue a WAITING copy of an interrupted/killed trial (as Optuna's retry callback does)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    system_attrs = {"failed_trial": t.number, "retry_history": [], **t.system_attrs}
+    system_attrs["retry_history"] = list(system_attrs["retry_history"]) + [t.number]
+    user_attrs = {"retry_of": t.number}
+    if t.user_attrs.get("run_dir") and not t.user_attrs.get("reused_from"):
+        user_attrs["resume_dir"] = t.user_attrs["run_dir"]
+    study.add_trial(optuna.create_trial(
+        state=TrialState.WAITING, params=t.params, distributions=t.distributions,
+        user_attrs=user_attrs, system_attrs=system_attrs))
+
+
+@dataclass
+class Prepared:
+    queued: int = 0          # new grid points queued now
+    retried: int = 0         # interrupted/killed trials queued again
+    recovered: int = 0       # RUNNING trials of dead workers failed now
+    waiting: int = 0         # WAITING trials after preparing
+    total: int | None = None  # target size of the study (grid points or --trials)
+
+
+def prepare(study, plan: SweepPlan) -> Prepared:
+    """Recover dead workers' trials, queue retries and missing grid points (see module doc)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    out = Prepared()
+    storage = study._storage
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = str(t.user_attrs.get("worker", ""))
+        h, _, pid = w.rpartition(":")
+        if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            with contextlib.suppress(Exception):
+                storage.set_trial_user_attr(t._trial_id, "status", "killed")
+                storage.set_trial_user_attr(t._trial_id, "reason",
+                                            f"its worker process (pid {pid}) died")
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                    out.recovered += 1
+    with contextlib.suppress(Exception):
+        optuna.storages.fail_stale_trials(study)
+
+    trials = study.get_trials(deepcopy=False)
+    retried_numbers: set[int] = set()
+    for t in trials:
+        retried_numbers.update(t.system_attrs.get("retry_history", []))
+    names = plan.space.names
+    covered = {point_key(trial_params(t), names) for t in trials if covers(t)}
+    n_counting = sum(1 for t in trials if covers(t))
+    for t in trials:
+        if is_retryable(t) and t.number not in retried_numbers:
+            key = point_key(trial_params(t), names)
+            if plan.sampler == "grid" and key in covered:
+                continue
+            enqueue_retry(study, t)
+            covered.add(key)
+            n_counting += 1
+            out.retried += 1
+    if plan.sampler == "grid":
+        points = plan.space.grid_points()
+        out.total = len(points) if plan.trials is None else min(len(points), plan.trials)
+        sampler = study.sampler
+        space = plan.space.grid()
+        for p in points:
+            if plan.trials is not None and n_counting >= plan.trials:
+                break
+            if point_key(p, names) in covered:
+                continue
+            study.enqueue_trial(p, user_attrs={"queued_by": worker_id()})
+            gid = grid_id(sampler, p)
+            if gid is not None:
+                last = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[-1]
+                storage.set_trial_system_attr(last._trial_id, "search_space", space)
+                storage.set_trial_system_attr(last._trial_id, "grid_id", gid)
+            covered.add(point_key(p, names))
+            n_counting += 1
+            out.queued += 1
+    else:
+        out.total = plan.trials
+    out.waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+
+class RunIndex:
+    """Completed runs by content hash: the study's own trials, then run folders on disk."""
+
+    def __init__(self, roots: list[str]):
+        self.roots = [Path(r) for r in roots]
+        self._disk: dict[str, str] | None = None
+
+    def _scan(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for root in self.roots:
+            if not root.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(root):
+                if "summary.json" in filenames:
+                    dirnames[:] = []
+                    s = _read_json(Path(dirpath) / "summary.json")
+                    if s and s.get("status") == "completed" and s.get("hash"):
+                        found.setdefault(s["hash"], str(Path(dirpath).resolve()))
+                dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        return found
+
+    def find(self, study, h: str) -> str | None:
+        for t in study.get_trials(deepcopy=False):
+            for run in t.user_attrs.get("runs") or []:
+                if run.get("hash") == h and run.get("status") == "completed" and _completed(run.get("run_dir"), h):
+                    return run["run_dir"]
+        if self._disk is None:
+            self._disk = self._scan()
+        d = self._disk.get(h)
+        return d if d and _completed(d, h) else None
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _completed(run_dir: str | None, h: str) -> bool:
+    if not run_dir:
+        return False
+    s = _read_json(Path(run_dir) / "summary.json")
+    return bool(s) and s.get("status") == "completed" and s.get("hash") == h
+
+
+def run_dir_name(number: int, params: dict) -> str:
+    parts = [f"t{number:04d}"] + [f"{k}={_short(v)}" for k, v in params.items()]
+    name = "-".join(parts)
+    name = re.sub(r"[^A-Za-z0-9._=+-]", "_", name)
+    return name[:120]
+
+
+def _short(v) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def tag_run(run_dir: Path, study: str, number: int, params: dict) -> None:
+    """Add the "sweep" entry to a run's config.json (atomically)."""
+    path = Path(run_dir) / "config.json"
+    cfg = _read_json(path)
+    if cfg is None:
+        return
+    entry = {"study": study, "trial": number, "params": params}
+    if cfg.get("sweep") != entry:
+        cfg["sweep"] = entry
+        atomic_write_json(path, cfg)
+
+
+class Heartbeat:
+    """Records the running trial's heartbeat every HEARTBEAT_INTERVAL seconds."""
+
+    def __init__(self, storage, trial_id: int):
+        self.storage, self.trial_id = storage, trial_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.wait(HEARTBEAT_INTERVAL):
+            with contextlib.suppress(Exception):
+                self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self):
+        with contextlib.suppress(Exception):
+            self.storage.record_heartbeat(self.trial_id)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=5)
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    if isinstance(e, ResdslError):
+        msg = getattr(e, "message", None) or str(e)
+    else:
+        msg = f"{type(e).__name__}: {e}"
+    return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+
+
+def _fmt_count(n: float) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
+class TrialRunner:
+    """Runs one popped trial to its end and tells the study the outcome."""
+
+    def __init__(self, plan: SweepPlan, study):
+        self.plan = plan
+        self.study = study
+        self.index = RunIndex(plan.reuse_roots) if plan.reuse else None
+        self.out = Path(plan.out)
+
+    def set(self, trial, **attrs) -> None:
+        for k, v in attrs.items():
+            trial.set_user_attr(k, v)
+
+    def finish(self, trial, state, values=None, **attrs) -> None:
+        from optuna.trial import TrialState
+
+        self.set(trial, **attrs)
+        if state == TrialState.COMPLETE:
+            self.study.tell(trial, values)
+        else:
+            self.study.tell(trial, state=state)
+
+    def duplicate_of(self, trial, params: dict) -> int | None:
+        names = self.plan.space.names
+        key = point_key(params, names)
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number < trial.number and covers(t) and point_key(trial_params(t), names) == key:
+                return t.number
+        return None
+
+    def run(self, trial) -> None:
+        from optuna.trial import TrialState
+        from resdsl.analysis import summarize
+        from resdsl.train.config import TrainConfig, config_hash, resolve
+
+        plan = self.plan
+        space = plan.space
+        params = {d.name: d.suggest(trial) for d in space.dims}
+        if space.seed_dim:
+            seeds = [trial.suggest_categorical(SEED_PARAM, list(range(space.seeds)))]
+        elif plan.sampler == "grid":
+            seeds = [0]
+        else:
+            seeds = list(range(space.seeds))
+        self.set(trial, worker=worker_id(), status="running", reason=None,
+                 started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        if plan.sampler == "grid":
+            dup = self.duplicate_of(trial, dict(trial.params))
+            if dup is not None:
+                self.finish(trial, TrialState.PRUNED, status="duplicate",
+                            reason=f"grid point already taken by trial {dup}")
+                return
+        overrides = dict(plan.fixed)
+        train_kw = dict(plan.train)
+        for d in space.dims:
+            (overrides if d.target == "spec" else train_kw)[d.name] = params[d.name]
+
+        def cfg_for(seed: int):
+            return TrainConfig(spec=plan.spec, overrides=overrides, seed=seed, **train_kw)
+
+        try:
+            r0 = resolve(cfg_for(seeds[0]))
+            ns = summarize(r0.net)
+        except ResdslError as e:
+            self.finish(trial, TrialState.FAIL, status="invalid", reason=_first_line(e))
+            return
+        self.set(trial, params_count=ns.params, flops=ns.flops, depth=ns.depth)
+        for what, limit, value in (("flops", plan.max_flops, ns.flops),
+                                   ("params", plan.max_params, ns.params)):
+            if limit is not None and value > limit:
+                self.finish(trial, TrialState.PRUNED, status="over_budget",
+                            reason=f"over --max-{what}: {_fmt_count(value)} > {_fmt_count(limit)} "
+                                   f"({value:,} > {int(limit):,}); not trained")
+                return
+        runs: list[dict] = []
+        summaries: list[dict] = []
+        for i, seed in enumerate(seeds):
+            try:
+                r = r0 if i == 0 else resolve(cfg_for(seed))
+            except ResdslError as e:
+                self.finish(trial, TrialState.FAIL, status="invalid", reason=_first_line(e))
+                return
+            h = config_hash(r)
+            tag = dict(trial.params)
+            if space.seeds > 1:
+                tag[SEED_PARAM] = seed
+            run, summary = self.run_one(trial, r, cfg_for(seed), h, tag, seed, report=(i == 0),
+                                        runs=runs)
+            runs.append(run)
+            summaries.append(summary)
+            self.set(trial, runs=runs)
+            if run["status"] != "completed":
+                break
+        self.conclude(trial, runs, summaries)
+
+    def run_one(self, trial, r, cfg, h: str, tag: dict, seed: int, report: bool,
+                runs: list) -> tuple[dict, dict]:
+        from resdsl.train.runner import resume, train
+
+        plan = self.plan
+        single = not plan.objective.multi
+        metric = plan.objective.metrics[0]
+        run = {"seed": seed, "hash": h, "run_dir": None, "status": "running", "reused_from": None}
+        first = not runs
+        reused = self.index.find(self.study, h) if self.index is not None else None
+        if reused is not None:
+            summary = _read_json(Path(reused) / "summary.json") or {}
+            if report and single:
+                for row in _rows(Path(reused)):
+                    if row.get(metric) is not None:
+                        trial.report(float(row[metric]), int(row["iter"]))
+            run.update(run_dir=reused, status="completed", reused_from=reused)
+            if first:
+                self.set(trial, run_dir=reused, config_hash=h, reused_from=reused)
+            return run, summary
+
+        resume_dir = None
+        cand = trial.user_attrs.get("resume_dir") if first else None
+        if cand:
+            s = _read_json(Path(cand) / "summary.json") or {}
+            if (s.get("status") in ("running", "interrupted") and s.get("hash") == h
+                    and (Path(cand) / "checkpoint.pt").exists()):
+                resume_dir = Path(cand)
+        if resume_dir is not None:
+            run_dir = resume_dir
+        else:
+            run_dir = self.out / "runs" / run_dir_name(trial.number, tag)
+            k = 1
+            while run_dir.exists():
+                k += 1
+                run_dir = self.out / "runs" / (run_dir_name(trial.number, tag) + f"-{k}")
+        run_dir = run_dir.resolve()
+        run["run_dir"] = str(run_dir)
+        if first:
+            self.set(trial, run_dir=str(run_dir), config_hash=h, reused_from=None)
+        self.set(trial, runs=runs + [run])
+        tagged = [False]
+
+        def mark() -> None:
+            if not tagged[0] and (run_dir / "config.json").exists():
+                with contextlib.suppress(OSError, ValueError):
+                    tag_run(run_dir, plan.study_name, trial.number, tag)
+                    tagged[0] = True
+
+        if resume_dir is not None and report and single:
+            for row in _rows(run_dir):
+                if row.get(metric) is not None:
+                    trial.report(float(row[metric]), int(row["iter"]))
+
+        def on_eval(row: dict) -> bool:
+            mark()
+            if not (report and single):
+                return False
+            v = row.get(metric)
+            if v is None or not math.isfinite(v):
+                return False
+            trial.report(float(v), int(row["iter"]))
+            return plan.pruner != "none" and trial.should_prune()
+
+        try:
+            with Heartbeat(self.study._storage, trial._trial_id):
+                if resume_dir is not None:
+                    summary = resume(run_dir, on_eval=on_eval, progress=False, quiet=True)
+                else:
+                    summary = train(cfg, run_dir, on_eval=on_eval, progress=False, quiet=True)
+        except KeyboardInterrupt:
+            mark()
+            run["status"] = "interrupted"
+            self._interrupted(trial, runs + [run])
+            raise
+        except Exception as e:
+            mark()
+            s = _read_json(run_dir / "summary.json") or {}
+            run["status"] = "failed"
+            return run, {"status": "failed", "reason": _first_line(e), **{
+                k: v for k, v in s.items() if k not in ("status", "reason")}}
+        mark()
+        run["status"] = summary.get("status", "failed")
+        return run, summary
+
+    def _interrupted(self, trial, runs: list) -> None:
+        from optuna.trial import TrialState
+
+        with contextlib.suppress(Exception):
+            self.finish(trial, TrialState.FAIL, status="interrupted", runs=runs,
+                        reason="interrupted (Ctrl-C); re-run the sweep to continue it")
+
+    def conclude(self, trial, runs: list[dict], summaries: list[dict]) -> None:
+        from optuna.trial import TrialState
+
+        plan = self.plan
+        last = summaries[-1]
+        status = runs[-1]["status"]
+        final = last.get("final") or {}
+        attrs: dict[str, Any] = {"runs": runs, "wall_s": sum(float(s.get("wall_s") or 0) for s in summaries)}
+        for k in ("train_err", "val_err", "test_err"):
+            attrs[k] = final.get(k)
+        attrs["iters_done"] = last.get("iters_done")
+        if status == "pruned":
+            self.finish(trial, TrialState.PRUNED, status="pruned",
+                        reason=last.get("reason") or "pruned", **attrs)
+            return
+        if status != "completed":
+            reason = last.get("reason") or status
+            if status == "diverged":
+                reason = f"diverged: {reason}"
+            self.finish(trial, TrialState.FAIL, status=status if status in FINAL_STATUSES else "failed",
+                        reason=reason, **attrs)
+            return
+        per_seed: list[list[float]] = []
+        for s in summaries:
+            vals, missing = objective_values(s, plan.objective.metrics)
+            if missing:
+                self.finish(trial, TrialState.FAIL, status="failed",
+                            reason=f"the run recorded no {missing}", **attrs)
+                return
+            per_seed.append(vals)
+        values = [sum(v[j] for v in per_seed) / len(per_seed) for j in range(len(plan.objective.metrics))]
+        if len(per_seed) > 1:
+            attrs["seed_values"] = per_seed
+        status_name = "completed"
+        self.finish(trial, TrialState.COMPLETE, values, status=status_name, reason=None, **attrs)
+
+
+def objective_values(summary: dict, metrics: list[str]) -> tuple[list[float], str | None]:
+    final = summary.get("final") or {}
+    vals = []
+    for m in metrics:
+        v = summary.get(m) if m in COUNT_METRICS else final.get(m)
+        if v is None or not math.isfinite(float(v)):
+            return [], m
+        vals.append(float(v))
+    return vals, None
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    try:
+        return read_jsonl(run_dir / "metrics.jsonl")
+    except (OSError, ValueError):
+        return []
+
+
+# --------------------------------------------------------------------------- workers
+
+def pop_trial(study, plan: SweepPlan):
+    """The next trial to run, or None: a WAITING trial (atomically), else under tpe/random a
+    new one while the study is below --trials."""
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    for t in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, t._trial_id)
+        except UpdateFinishedTrialError:
+            continue
+    if plan.sampler == "grid":
+        return None
+    if plan.trials is not None:
+        counting = sum(1 for t in study.get_trials(deepcopy=False) if covers(t))
+        if counting >= plan.trials:
+            return None
+    return study.ask()
+
+
+def worker_loop(plan: SweepPlan, deadline: float | None = None) -> int:
+    """Run trials until the queue is empty (or the deadline passes); returns trials run."""
+    quiet_optuna()
+    storage = make_storage(plan.storage)
+    study = open_study(plan, storage, create=False)
+    runner = TrialRunner(plan, study)
+    done = 0
+    while deadline is None or time.time() < deadline:
+        trial = pop_trial(study, plan)
+        if trial is None:
+            break
+        try:
+            runner.run(trial)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # a bug or a storage hiccup: record it, go on
+            from optuna.trial import TrialState
+
+            with contextlib.suppress(Exception):
+                runner.finish(trial, TrialState.FAIL, status="failed", reason=_first_line(e))
+            print(f"trial {trial.number} failed: {_first_line(e)}", file=sys.stderr)
+        done += 1
+    return done
+
+
+def worker_main(plan_path: str) -> None:
+    """Entry point of a worker process (``python -c`` with the pickled plan's path: a plain
+    subprocess, so neither torch's thread pools nor the storage connection are forked, and the
+    ``python -m resdsl`` entry module is not re-run as multiprocessing's spawn would)."""
+    import pickle
+
+    with open(plan_path, "rb") as f:
+        plan, deadline = pickle.load(f)
+    if plan.threads:
+        import torch
+
+        torch.set_num_threads(plan.threads)
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    try:
+        worker_loop(plan, deadline)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+def start_workers(plan: SweepPlan, deadline: float | None, n: int) -> list:
+    """Start n worker processes on this machine; returns the Popen objects."""
+    import pickle
+    import subprocess
+
+    import resdsl
+
+    out = Path(plan.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan_path = out / ".worker-plan.pkl"
+    with open(plan_path, "wb") as f:
+        pickle.dump((plan, deadline), f)
+    env = dict(os.environ)
+    root = str(Path(resdsl.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    code = "import sys; from resdsl.sweep.study import worker_main; worker_main(sys.argv[1])"
+    return [subprocess.Popen([sys.executable, "-c", code, str(plan_path)], env=env)
+            for _ in range(n)]
