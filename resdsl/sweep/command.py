@@ -265,14 +265,15 @@ def print_table(df, plan, out: Path) -> None:
         cells = []
         for c in cols:
             if c == "run / reason":
+                run, reason = _val(r["run_dir"]), _val(r["reason"])
                 if r["state"] == "COMPLETE":
-                    v = _rel(r["run_dir"], out) + (" (reused)" if r["reused_from"] else "")
+                    v = _rel(run, out) + (" (reused)" if _val(r["reused_from"]) else "")
                 else:
-                    v = (r["reason"] or "-")
-                    if r["run_dir"]:
-                        v += f"  [{_rel(r['run_dir'], out)}]"
+                    v = reason or "-"
+                    if run:
+                        v += f"  [{_rel(run, out)}]"
             elif c == "state":
-                v = r["state"] if r["status"] in (None, "completed", "pruned") or r["state"] == "COMPLETE" \
+                v = r["state"] if _val(r["status"]) in (None, "completed", "pruned") or r["state"] == "COMPLETE" \
                     else f"{r['state']} ({r['status']})"
             elif c in ("params", "flops"):
                 v = "-" if _isnull(r[c]) else _count(r[c])
@@ -291,6 +292,11 @@ def _wide():
     from rich.console import Console
 
     return Console(width=200, highlight=False)
+
+
+def _val(v):
+    """A table cell's value, None for pandas' missing values."""
+    return None if _isnull(v) else v
 
 
 def _isnull(v) -> bool:
