@@ -261,6 +261,35 @@ def test_killed_sweep_is_resumed_on_rerun(work):
     assert "nothing to run" in sweep(args).output
 
 
+def test_ctrl_c_keeps_the_study_and_the_rerun_continues(work):
+    """SIGINT mid-trial: exit 130, the trial FAILs as interrupted (its run checkpointed), the
+    queued point stays queued; the re-run retries the interrupted trial from its checkpoint."""
+    out = work / "sigint"
+    args = [work / "tiny.net", "--grid", "n=1,2", "--data", "synthetic", "--device", "cpu",
+            "--batch-size", "16", "--iters", "150", "--eval-every", "10", "--out", out, "--no-reuse"]
+    p = _cli(*args)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None and not list(out.glob("runs/t0000-*/checkpoint.pt")):
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    stdout, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, (stdout, stderr)
+    assert "Re-run the same command" in stderr and "Traceback" not in stderr
+    trials = load(out).trials
+    assert [(t.state.name, t.user_attrs.get("status")) for t in trials] == [
+        ("FAIL", "interrupted"), ("WAITING", None)]
+    first = Path(trials[0].user_attrs["run_dir"])
+    assert json.loads((first / "summary.json").read_text())["status"] == "interrupted"
+    assert (out / "study.csv").exists()
+    r = sweep(args)
+    assert "1 interrupted trial(s) queued again" in r.output
+    trials = load(out).trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials[2].user_attrs["retry_of"] == 0
+    assert trials[2].user_attrs["run_dir"] == str(first)
+    assert len(run_dirs(out)) == 2
+
+
 def test_seeds_are_a_grid_dimension_with_mean_and_std(work):
     out = work / "seeds"
     r = sweep([work / "tiny.net", "--grid", "shortcut=none,A", "--seeds", "2", *FAST, "--out", out])

@@ -62,12 +62,13 @@ def _milestones(text: str | None) -> list[int] | None:
 
 
 def _reuse_roots(out: Path) -> list[str]:
-    """The nearest folder named 'reports' above --out, else --out's parent."""
+    """Where completed runs are looked for: the nearest folder named 'reports' above --out
+    (so every sweep and `resdsl train` run under reports/ is found), else --out itself."""
     out = out.resolve()
     for p in [out, *out.parents]:
         if p.name == "reports":
             return [str(p)]
-    return [str(out.parent)]
+    return [str(out)]
 
 
 def _study_name(net_name: str, payload: dict) -> str:
@@ -133,14 +134,21 @@ class Monitor:
                 self.live.update(self._panel(trials))
 
     def _counts(self, trials) -> str:
+        from resdsl.sweep.study import is_retryable
+
         by = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+        retry = 0
         for t in trials:
-            by[t.state.name] = by.get(t.state.name, 0) + 1
+            if is_retryable(t):
+                retry += 1
+            else:
+                by[t.state.name] = by.get(t.state.name, 0) + 1
         done = by["COMPLETE"] + by["PRUNED"] + by["FAIL"]
         total = f"/{self.total}" if self.total else ""
         best = self._best(trials)
         return (f"[{done}{total} done: {by['COMPLETE']} complete, {by['PRUNED']} pruned, "
-                f"{by['FAIL']} failed; {by['RUNNING']} running, {by['WAITING']} queued"
+                f"{by['FAIL']} failed" + (f", {retry} interrupted or killed" if retry else "")
+                + f"; {by['RUNNING']} running, {by['WAITING']} queued"
                 + (f"; best {best}" if best else "") + "]")
 
     def _best(self, trials) -> str | None:
@@ -250,6 +258,7 @@ def _rel(path: str | None, out: Path) -> str:
 
 def print_table(df, plan, out: Path) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     if df.empty:
         console.print("the study has no trials yet")
@@ -279,7 +288,7 @@ def print_table(df, plan, out: Path) -> None:
                 v = "-" if _isnull(r[c]) else _count(r[c])
             else:
                 v = "-" if _isnull(r[c]) else _fmt(r[c])
-            cells.append(str(v))
+            cells.append(Text(str(v)))
         table.add_row(*cells)
     _wide().print(table)
 
@@ -314,6 +323,7 @@ def _count(n) -> str:
 def print_seed_summary(study, plan) -> None:
     """Per configuration (all parameters but the seed): runs, mean±std of each objective, best."""
     from rich.table import Table
+    from rich.text import Text
 
     from resdsl.sweep.space import SEED_PARAM
 
@@ -342,12 +352,13 @@ def print_seed_summary(study, plan) -> None:
             mean = sum(xs) / len(xs)
             std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
             cells.append(f"{_fmt(min(xs))} ({_fmt(mean)}±{_fmt(std)})")
-        table.add_row(*cells)
+        table.add_row(*map(Text, cells))
     _wide().print(table)
 
 
 def print_pareto(study, plan) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     front = sorted(study.best_trials, key=lambda t: t.values)
     table = Table(title=f"Pareto front ({', '.join(plan.objective.metrics)}; all minimised)")
@@ -356,7 +367,7 @@ def print_pareto(study, plan) -> None:
     for m in plan.objective.metrics:
         table.add_column(m, justify="right")
     for t in front:
-        table.add_row(str(t.number), " ".join(f"{k}={_fmt(v)}" for k, v in _params(t).items()),
+        table.add_row(str(t.number), Text(" ".join(f"{k}={_fmt(v)}" for k, v in _params(t).items())),
                       *[_count(v) if m in ("flops", "params") else _fmt(v)
                         for m, v in zip(plan.objective.metrics, t.values)])
     _wide().print(table)
@@ -473,7 +484,8 @@ def sweep_command(
     from resdsl.spec import load_network, parse_input_shape
     from resdsl.sweep.space import build_space, parse_objective
     from resdsl.sweep.study import (
-        SweepPlan, make_storage, open_study, prepare, quiet_optuna, storage_lock, trial_params,
+        SweepPlan, covers, make_storage, open_study, prepare, quiet_optuna, storage_lock,
+        trial_params,
     )
     from resdsl.train.config import RECIPES, TrainConfig, resolve
     from resdsl.train.data import synthetic_sizes
@@ -574,11 +586,13 @@ def sweep_command(
         threads=threads, min_resource=base.eval_every,
         max_resource=base.iters if base.iters is not None else base.eval_every * 10)
 
-    rdb = make_storage(storage)
-    with storage_lock(storage):
+    with storage_lock(storage):  # also guards creating the tables of a new SQLite file
+        rdb = make_storage(storage)
         study = open_study(plan, rdb, create=True)
         prep = prepare(study, plan)
     before = {t.number for t in study.get_trials(deepcopy=False) if t.state.name in FINISHED}
+    n_done = sum(1 for t in study.get_trials(deepcopy=False)
+                 if t.state.name in FINISHED and covers(t))
     space_text = ", ".join(f"{k} {v}" for k, v in space.describe().items()) or "(none)"
     console.print(f"sweep {study_name}: {net.name}, {sampler} over {space_text}; "
                   f"objective {', '.join(obj.metrics)}" + (f"; pruner {pruner}" if pruner != "none" else ""),
@@ -589,9 +603,9 @@ def sweep_command(
     if prep.retried:
         todo.append(f"{prep.retried} interrupted trial(s) queued again")
     if sampler == "grid":
-        todo.append(f"{len(before)} of {prep.total} grid point(s) done, {prep.waiting} to run")
+        todo.append(f"{n_done} of {prep.total} grid point(s) done, {prep.waiting} to run")
     else:
-        todo.append(f"{len(before)} trial(s) done" + (f" of {trials}" if trials else ""))
+        todo.append(f"{n_done} trial(s) done" + (f" of {trials}" if trials else ""))
     console.print("; ".join(todo) + f"; storage {storage}", highlight=False, soft_wrap=True,
                   markup=False)
 
@@ -631,6 +645,6 @@ def sweep_command(
     console.print(f"wrote {out / 'study.csv'}; open the study with: optuna-dashboard {storage}",
                   highlight=False, soft_wrap=True, markup=False)
     if interrupted:
-        err_console.print("resdsl: sweep interrupted; finished runs and the study are kept. "
-                          "Re-run the same command to continue.")
+        print("resdsl: sweep interrupted; finished runs and the study are kept. Re-run the "
+              "same command to continue.", file=sys.stderr)
         raise typer.Exit(130)

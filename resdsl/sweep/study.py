@@ -23,7 +23,7 @@ seed). A run folder's config.json gets ``"sweep": {"study", "trial", "params"}``
 Reuse: a trial whose content hash (``resdsl.train.config_hash``: spec sources, parameters,
 recipe, seed) equals that of a completed run reuses it instead of training. Completed runs are
 looked up in the study's own trials and in every run folder (summary.json) under the reuse
-roots: by default the ``reports/`` folder above --out (else --out's parent).
+roots: by default the ``reports/`` folder above --out (else --out itself), up to 5 levels deep.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ MAX_STALE_RETRIES = 3       # heartbeat retries of one trial within a sweep
 FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "invalid",
                   "duplicate")
 RETRY_STATUSES = (None, "running", "interrupted", "killed")
+SCAN_DEPTH = 5              # reports/sweeps/<study>/runs/<run> is 4 levels below reports/
 
 
 @dataclass
@@ -353,7 +354,10 @@ class RunIndex:
         for root in self.roots:
             if not root.is_dir():
                 continue
+            base = len(root.parts)
             for dirpath, dirnames, filenames in os.walk(root):
+                if len(Path(dirpath).parts) - base >= SCAN_DEPTH:
+                    dirnames[:] = []
                 if "summary.json" in filenames:
                     dirnames[:] = []
                     s = _read_json(Path(dirpath) / "summary.json")
