@@ -230,12 +230,13 @@ def study_frame(study, plan):
         row["state"] = t.state.name
         row["status"] = ua.get("status")
         for i, m in enumerate(plan.objective.metrics):
-            row[m] = t.values[i] if t.values and t.state.name == "COMPLETE" else None
+            if m not in ("params", "flops"):   # those are the count columns below
+                row[m] = t.values[i] if t.values and t.state.name == "COMPLETE" else None
         for k in ("val_err", "test_err", "train_err"):
             if k not in row:
                 row[k] = ua.get(k)
         row["params"] = ua.get("params_count")
-        row["flops"] = ua.get("flops") if "flops" not in plan.objective.metrics else row["flops"]
+        row["flops"] = ua.get("flops")
         row["iters_done"] = ua.get("iters_done")
         row["wall_s"] = ua.get("wall_s")
         row["run_dir"] = ua.get("run_dir")
@@ -266,7 +267,8 @@ def print_table(df, plan, out: Path) -> None:
     names = plan.space.names
     table = Table(title=f"study {plan.study_name}", show_lines=False)
     cols = ["trial", *names] + (["seeds"] if "seeds" in df.columns else []) + ["state"]
-    cols += list(dict.fromkeys(plan.objective.metrics + ["test_err"])) + ["params", "flops", "run / reason"]
+    cols += [m for m in dict.fromkeys(plan.objective.metrics + ["test_err"]) if m not in ("params", "flops")]
+    cols += ["params", "flops", "run / reason"]
     for c in cols:
         table.add_column(c, justify="right" if c not in ("state", "run / reason") else "left",
                          overflow="fold")
