@@ -534,3 +534,70 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert [r["iter"] for r in metrics(out)] == [15, 30]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
     assert res.stdout.count("run record") == 1
+
+
+# --------------------------------------------------------------------------- failures, amp, imagenet
+
+def test_exception_in_training_is_recorded_as_failed(tmp_path):
+    def boom(row):
+        raise ValueError("the callback broke")
+
+    with pytest.raises(ValueError, match="callback broke"):
+        train(tiny(), tmp_path / "f", on_eval=boom, quiet=True)
+    s = read(tmp_path / "f" / "summary.json")
+    assert s["status"] == "failed" and "the callback broke" in s["reason"]
+    assert s["iters_done"] == 40
+    # a failed run continues from its last checkpoint
+    s = resume(tmp_path / "f", quiet=True)
+    assert s["status"] == "completed" and s["iters_done"] == 120
+
+
+def test_setup_error_leaves_no_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
+    import resdsl.data.cifar as cifar
+
+    def refuse(url, timeout):
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(cifar, "_urlopen", refuse)
+    with pytest.raises(Exception, match=str(tmp_path / "cache")):
+        train(TrainConfig(SPEC, dict(TINY), data_dir=str(tmp_path / "nothing"), iters=5),
+              tmp_path / "x", quiet=True)
+    assert not (tmp_path / "x").exists()
+
+
+def test_amp_bf16_on_cpu(tmp_path):
+    s = train(tiny(iters=20, eval_every=10, amp="bf16"), tmp_path / "a", quiet=True)
+    assert s["status"] == "completed"
+    assert read(tmp_path / "a" / "config.json")["recipe"]["amp"] == "bf16"
+
+
+def write_image_folders(root: Path, classes: int = 3, per_class: int = 4, size=(40, 48)) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("val", 2)):
+        for c in range(classes):
+            d = root / split / f"n{c:04d}"
+            d.mkdir(parents=True)
+            for i in range(n):
+                base = np.full((size[0], size[1], 3), 60 * c, dtype=np.uint8)
+                noise = rng.integers(0, 40, base.shape, dtype=np.uint8)
+                Image.fromarray(base + noise).save(d / f"img{i}.png")
+
+
+@pytest.mark.parametrize("mode", ["10crop", "multiscale"])
+def test_imagenet_recipe_on_small_folders(tmp_path, mode):
+    write_image_folders(tmp_path / "img")
+    text = Path(SPEC).read_text().replace("classes 10", "classes 3")
+    s = train(TrainConfig(text, dict(TINY), recipe="imagenet", data_dir=str(tmp_path / "img"),
+                          iters=6, batch_size=4, eval_every=3, workers=0, test_mode=mode),
+              tmp_path / "run", quiet=True)
+    assert s["status"] == "completed"
+    rows = metrics(tmp_path / "run")
+    assert [r["view"] for r in rows] == ["center", mode]
+    assert rows[-1]["test_top5_err"] is None            # 3 classes: top-5 is meaningless
+    cfg = read(tmp_path / "run" / "config.json")
+    assert cfg["recipe"]["schedule"] == "plateau" and cfg["recipe"]["test_mode"] == mode
+    p = torch.load(tmp_path / "run" / "predictions.pt", weights_only=True)
+    assert p["probs"].shape == (6, 3) and p["view"] == mode

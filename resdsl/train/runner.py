@@ -617,40 +617,14 @@ def _check_fresh(out: Path) -> None:
 
 
 def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> dict:
+    """Set up and run. A run that cannot start (bad data folder, unsupported option) raises
+    before anything is written, so the same --out can be used again once it is fixed."""
     trainer = Trainer(r, out, on_eval=on_eval, progress=progress, quiet=quiet, resuming=resuming)
     try:
-        try:
-            trainer.setup()
-        except BaseException as e:
-            # a run that cannot start leaves a record saying so when its folder is new
-            if not resuming and trainer.dist.is_main and isinstance(e, Exception):
-                _record_setup_failure(r, out, e)
-            raise
+        trainer.setup()
         return trainer.run()
     finally:
         trainer.dist.close()
-
-
-def _record_setup_failure(r: ResolvedConfig, out: Path, e: Exception) -> None:
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        reason = str(e) if isinstance(e, ResdslError) else f"{type(e).__name__}: {e}"
-        if not (out / "config.json").exists():
-            net = r.net
-            atomic_write_json(out / "config.json", {
-                **_versions(), "kind": "run", "device": r.device,
-                "spec": {"name": net.name, "path": net.path, "sources": dict(net.sources),
-                         "params": dict(net.params), "input_shape": list(net.input_shape),
-                         "num_classes": net.num_classes, "depth": r.depth},
-                "recipe": r.recipe_json(), "request": r.request.to_json(),
-                "hash": config_hash(r), "started": _now()})
-        atomic_write_json(out / "summary.json", {
-            "status": "failed", "reason": reason, "iters_done": 0, "iters": r.iters,
-            "final": None, "best": {"test_err": None, "val_err": None, "iter": None},
-            "params": None, "flops": None, "wall_s": 0.0, "reduced": False,
-            "reduced_why": None, "hash": config_hash(r), "updated": _now()})
-    except OSError:
-        pass
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: OnEval | None = None,
