@@ -1,3 +1,6 @@
+"""`python -m resdsl` (also what torchrun -m resdsl runs)."""
+
 from .cli import main
 
-main()
+if __name__ == "__main__":
+    main()
