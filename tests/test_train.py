@@ -601,3 +601,23 @@ def test_imagenet_recipe_on_small_folders(tmp_path, mode):
     assert cfg["recipe"]["schedule"] == "plateau" and cfg["recipe"]["test_mode"] == mode
     p = torch.load(tmp_path / "run" / "predictions.pt", weights_only=True)
     assert p["probs"].shape == (6, 3) and p["view"] == mode
+
+
+def test_resume_at_an_evaluation_point_evaluates_it(runs, tmp_path):
+    """A checkpoint taken at the last iteration whose evaluation never finished (stopped during
+    the final evaluation): resuming evaluates, writes the final artifacts and completes."""
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(runs[0][0][0], run)
+    rows = metrics(run)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:-1]))
+    (run / "responses.json").unlink()
+    s = read(run / "summary.json")
+    (run / "summary.json").write_text(json.dumps(dict(s, status="interrupted")))
+    out = resume(run, quiet=True)
+    assert out["status"] == "completed"
+    again = metrics(run)
+    assert [r["iter"] for r in again] == [40, 80, 120]
+    assert again[-1]["test_err"] == rows[-1]["test_err"]
+    assert (run / "responses.json").exists()

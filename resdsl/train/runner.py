@@ -481,10 +481,53 @@ class Trainer:
         local_b = r.batch_size // world
         pending_loss: list[torch.Tensor] = []
         pending_err: list[torch.Tensor] = []
+        clock = [time.perf_counter()]
+
+        def flush() -> dict | None:
+            """Read the pending losses back: divergence check, training window, warm-up."""
+            if not pending_loss:
+                return None
+            stats = torch.stack([torch.stack(pending_loss).float(),
+                                 torch.stack(pending_err).float()])
+            if world > 1:
+                stats = dist.all_sum(stats.double()) / world
+            stats = stats.double().cpu()
+            n = len(pending_loss)
+            pending_loss.clear()
+            pending_err.clear()
+            now = time.perf_counter()
+            st.window.train_s += now - clock[0]
+            st.train_s_total += now - clock[0]
+            clock[0] = now
+            losses = stats[0]
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                i = int(bad[0])
+                return self._diverged(st.it - n + i + 1, float(losses[i]))
+            w = st.window
+            w.loss_sum += float(losses.sum()) * local_b
+            w.err_sum += float(stats[1].sum())
+            w.count += n * local_b
+            w.iters += n
+            st.images += n * local_b * world
+            sched.observe_train(st.it, (stats[1] / local_b).tolist())
+            return None
+
+        def is_eval_point(it: int) -> bool:
+            return it % r.eval_every == 0 or it == r.iters
+
+        # resumed from a checkpoint taken at an evaluation point whose evaluation did not finish
+        if st.it > 0 and is_eval_point(st.it) and (
+                not self._rows_cache or self._rows_cache[-1]["iter"] != st.it):
+            if self._evaluate_and_record(final=st.it == r.iters) and st.it < r.iters:
+                return self._finish("pruned", f"stopped early by the caller at iteration {st.it}")
+            clock[0] = time.perf_counter()
         cur_lr = None
-        t_train = time.perf_counter()
         while st.it < r.iters:
             if stop.hit is not None:
+                diverged = flush()
+                if diverged is not None:
+                    return diverged
                 raise KeyboardInterrupt
             lr = sched.lr(st.it)
             if lr != cur_lr:
@@ -511,40 +554,19 @@ class Trainer:
             self.in_step = False
             pending_loss.append(loss.detach())
             pending_err.append((out.detach().argmax(1) != y).sum())
-            is_eval = st.it % r.eval_every == 0 or st.it == r.iters
+            is_eval = is_eval_point(st.it)
             if len(pending_loss) >= self.sync_every or is_eval:
-                # read the chunk back: divergence check and warm-up need the numbers
-                stats = torch.stack([torch.stack(pending_loss).float(),
-                                     torch.stack(pending_err).float()])
-                if world > 1:
-                    stats = dist.all_sum(stats.double()) / world
-                stats = stats.double().cpu()
-                n = len(pending_loss)
-                pending_loss.clear()
-                pending_err.clear()
-                losses = stats[0]
-                bad = (~torch.isfinite(losses)).nonzero()
-                now = time.perf_counter()
-                st.window.train_s += now - t_train
-                st.train_s_total += now - t_train
-                t_train = now
-                if len(bad):
-                    at = st.it - n + int(bad[0]) + 1
-                    return self._diverged(at, float(losses[int(bad[0])]))
-                w = st.window
-                w.loss_sum += float(losses.sum()) * local_b
-                w.err_sum += float(stats[1].sum()) * (1 if world == 1 else 1)
-                w.count += n * local_b
-                w.iters += n
-                st.images += n * local_b * world
-                sched.observe_train(st.it, (stats[1] / local_b).tolist())
+                diverged = flush()
+                if diverged is not None:
+                    return diverged
                 if st.it % 10 == 0 or is_eval:
+                    w = st.window
                     self.bar.step(st.it, w.loss_sum / max(w.count, 1), w.err_sum / max(w.count, 1),
                                   (w.count * world / w.train_s) if w.train_s > 0 else None)
             if is_eval:
                 stop_now = self._evaluate_and_record(final=st.it == r.iters)
-                t_train = time.perf_counter()
-                if stop_now:
+                clock[0] = time.perf_counter()
+                if stop_now and st.it < r.iters:
                     return self._finish("pruned", f"stopped early by the caller at iteration {st.it}")
         return self._finish("completed", None)
 
