@@ -566,6 +566,12 @@ def test_setup_error_leaves_no_record(tmp_path, monkeypatch):
     assert not (tmp_path / "x").exists()
 
 
+def test_sync_bn_needs_a_distributed_run(tmp_path):
+    with pytest.raises(RunError, match="distributed"):
+        train(tiny(sync_bn=True), tmp_path / "s", quiet=True)
+    assert not (tmp_path / "s").exists()
+
+
 def test_amp_bf16_on_cpu(tmp_path):
     s = train(tiny(iters=20, eval_every=10, amp="bf16"), tmp_path / "a", quiet=True)
     assert s["status"] == "completed"

@@ -234,6 +234,9 @@ class Trainer:
                            f"{self.dist.world} processes")
         if r.sync_bn and not self.dist.enabled:
             raise RunError("--sync-bn only applies to a distributed run (torchrun)")
+        if r.sync_bn and device.type != "cuda":
+            raise RunError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); "
+                           "without it each process normalizes its own shard, as in the paper")
         from resdsl.analysis import summarize
         from resdsl.compiler import compile_network
         from resdsl.train.data import open_run_data
