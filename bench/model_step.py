@@ -3,8 +3,9 @@
     python bench/model_step.py                 # ResNet-20 and ResNet-56, batch 128, both memory formats
     python bench/model_step.py --n 3 --steps 5 --rounds 2
 
-Both models take the same batch, loss, optimizer and memory format; steps alternate between them
-round by round so that drift in the machine's speed hits both alike. Also times parsing and
+Both models take the same batch, loss, optimizer and memory format; they alternate in ABBA order
+round by round, and the ratio is the median of the per-round ratios, so drift in the machine's
+speed hits both alike. Also times parsing and
 building ResNet-1202 (n=200) after torch is imported.
 """
 
@@ -47,12 +48,16 @@ def compare(n: int, batch: int, steps: int, rounds: int, memory_format) -> dict:
         opts[name] = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
         step_time(m, x, y, opts[name], 2)  # warm-up: allocator, kernels
     times = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, m in models.items():
-            times[name].append(step_time(m, x, y, opts[name], steps))
+    order = list(models)
+    for r in range(rounds):
+        # ABBA order: whichever model runs second in a round is not favoured on average.
+        for name in (order if r % 2 == 0 else order[::-1]):
+            times[name].append(step_time(models[name], x, y, opts[name], steps))
     ips = {name: batch / statistics.median(t) for name, t in times.items()}
+    # Paired per-round ratios: drift in the machine's speed cancels within a round.
+    ratio = statistics.median(p / r for r, p in zip(times["resdsl"], times["pytorch"]))
     return {"n": n, "format": "channels_last" if memory_format == torch.channels_last else "NCHW",
-            "resdsl": ips["resdsl"], "pytorch": ips["pytorch"], "ratio": ips["resdsl"] / ips["pytorch"]}
+            "resdsl": ips["resdsl"], "pytorch": ips["pytorch"], "ratio": ratio}
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import torch
 
 from resdsl.errors import DataError
 from resdsl.data.safe_pickle import safe_load_pickle
+from resdsl.data.stream import ResumableStream
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -409,7 +410,7 @@ def _seed_for(*parts: int) -> int:
 
 # --------------------------------------------------------------------------- loaders
 
-class CifarLoader:
+class CifarLoader(ResumableStream):
     """Endless stream of shuffled, augmented training batches from a set held on the device.
 
     ``next(loader)`` returns ``(x, y)``: float32 (B, C, H, W) normalized and augmented, int64 (B,),
@@ -440,23 +441,9 @@ class CifarLoader:
         self._perm: torch.Tensor | None = None
         self._perm_epoch = -1
 
-    def __len__(self) -> int:
-        """Batches per epoch."""
-        return len(self.x) // self.batch_size
-
     @property
     def num_samples(self) -> int:
         return len(self.x)
-
-    @property
-    def position(self) -> tuple[int, int]:
-        """(epoch, index of the next batch within that epoch)."""
-        return self.epoch, self.index
-
-    @property
-    def epochs_done(self) -> float:
-        """Fractional epochs consumed, for metrics."""
-        return self.epoch + self.index / len(self)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         return self
@@ -479,24 +466,6 @@ class CifarLoader:
         if self.index == len(self):  # normalize (e, len) to (e + 1, 0): one spelling per position
             self.epoch, self.index = epoch + 1, 0
         return xb, yb
-
-    def state_dict(self) -> dict:
-        """Plain ints only, so it loads from a checkpoint with ``weights_only=True``."""
-        return {"epoch": self.epoch, "index": self.index, "seed": self.seed,
-                "batch_size": self.batch_size, "num_samples": len(self.x)}
-
-    def load_state_dict(self, state: dict) -> None:
-        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size),
-                          ("num_samples", len(self.x))):
-            if key in state and int(state[key]) != mine:
-                raise DataError(f"cannot resume the data stream: it was saved with {key} "
-                                f"{state[key]}, but this loader has {mine}; resume with the same "
-                                "recipe and data")
-        epoch, index = int(state["epoch"]), int(state["index"])
-        if epoch < 0 or not 0 <= index < len(self):
-            raise DataError(f"cannot resume the data stream at epoch {epoch}, batch {index}: "
-                            f"an epoch has {len(self)} batches")
-        self.epoch, self.index = epoch, index
 
 
 class CifarEvalLoader:

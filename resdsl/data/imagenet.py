@@ -43,6 +43,7 @@ from PIL import Image
 from resdsl.errors import DataError, did_you_mean
 from resdsl.io import atomic_write_bytes
 from resdsl.data.cifar import _seed_for, cache_dir
+from resdsl.data.stream import ResumableStream
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 MULTISCALE_SIZES = (224, 256, 384, 480, 640)
@@ -390,7 +391,7 @@ class _EpochBatches(torch.utils.data.Sampler):
             yield [(i, self.epoch) for i in perm[b * bs:(b + 1) * bs]]
 
 
-class ImageNetLoader:
+class ImageNetLoader(ResumableStream):
     """Endless stream of training batches from an ``ImageFolder``, with a resumable position.
 
     Same contract as ``CifarLoader``: ``next()`` gives ``(x, y)``, drop-last epochs follow one
@@ -411,17 +412,6 @@ class ImageNetLoader:
         self.num_workers = default_num_workers() if num_workers is None else num_workers
         self._dl: torch.utils.data.DataLoader | None = None  # made on first use; see close()
         self._it: Iterator | None = None
-
-    def __len__(self) -> int:
-        return len(self.dataset) // self.batch_size
-
-    @property
-    def position(self) -> tuple[int, int]:
-        return self.epoch, self.index
-
-    @property
-    def epochs_done(self) -> float:
-        return self.epoch + self.index / len(self)
 
     def __iter__(self):
         return self
@@ -463,22 +453,12 @@ class ImageNetLoader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "index": self.index, "seed": self.seed,
-                "batch_size": self.batch_size, "num_samples": len(self.dataset)}
+    @property
+    def num_samples(self) -> int:
+        return len(self.dataset)
 
-    def load_state_dict(self, state: dict) -> None:
-        for key, mine in (("seed", self.seed), ("batch_size", self.batch_size),
-                          ("num_samples", len(self.dataset))):
-            if key in state and int(state[key]) != mine:
-                raise DataError(f"cannot resume the data stream: it was saved with {key} "
-                                f"{state[key]}, but this loader has {mine}; resume with the same "
-                                "recipe and data")
-        epoch, index = int(state["epoch"]), int(state["index"])
-        if epoch < 0 or not 0 <= index < len(self):
-            raise DataError(f"cannot resume the data stream at epoch {epoch}, batch {index}: "
-                            f"an epoch has {len(self)} batches")
-        self.epoch, self.index, self._it = epoch, index, None
+    def _seeked(self) -> None:
+        self._it = None  # the next batch comes from the restored position
 
 
 class _EvalBatches:

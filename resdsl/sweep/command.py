@@ -16,7 +16,7 @@ from typing import Optional
 import typer
 
 from resdsl.cli_common import console, err_console, parse_spec_overrides
-from resdsl.errors import ResdslError, SweepError, did_you_mean
+from resdsl.errors import SweepError, did_you_mean
 from resdsl.io import atomic_write_text
 
 SAMPLERS = ("grid", "tpe", "random")

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 import torch
 
 from resdsl.data import (
-    CifarData, CifarEvalLoader, ImageNetData, cifar_loaders, open_dataset,
+    CifarData, ImageNetData, cifar_loaders, open_dataset,
 )
 from resdsl.errors import RunError
 from resdsl.train.config import SYNTHETIC_BYTES, SYNTHETIC_TEST, SYNTHETIC_TRAIN, ResolvedConfig

@@ -106,7 +106,6 @@ def init_distributed(device_request: str) -> Dist:
         return Dist()
     import torch.distributed as dist
 
-    rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     started = False
     if not dist.is_initialized():

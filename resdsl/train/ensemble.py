@@ -16,13 +16,9 @@ from resdsl.io import atomic_write_json, atomic_write_text
 def _member_predictions(run_dir: Path, device: str) -> tuple[dict, dict]:
     """(config, {"probs", "targets", "view", "data"}) of a finished run; recomputed from the
     checkpoint when predictions.pt is missing."""
-    cfg_path = run_dir / "config.json"
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{run_dir}: not a run record (no config.json)") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"{cfg_path}: cannot read it ({e})") from None
+    from resdsl.train.runner import read_run_config
+
+    cfg = read_run_config(run_dir)
     if cfg.get("kind") == "ensemble":
         raise RunError(f"{run_dir} is itself an ensemble; give the member runs")
     pred = run_dir / "predictions.pt"

@@ -667,18 +667,24 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: OnEval | None = Non
     return _run(r, out, on_eval, progress, quiet, resuming=False)
 
 
-def load_request(run_dir: str | Path) -> TrainConfig:
-    """The TrainConfig a run record was started with."""
+def read_run_config(run_dir: Path) -> dict:
+    """config.json of a run record, or a RunError saying why it cannot be read."""
     import json
 
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
+    path = Path(run_dir) / "config.json"
     try:
-        cfg = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
         raise RunError(f"{run_dir}: not a run record (no config.json)") from None
     except (OSError, json.JSONDecodeError) as e:
         raise RunError(f"{path}: cannot read it ({e})") from None
+
+
+def load_request(run_dir: str | Path) -> TrainConfig:
+    """The TrainConfig a run record was started with."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    cfg = read_run_config(run_dir)
     if cfg.get("kind") == "ensemble":
         raise RunError(f"{run_dir} is an ensemble record; there is nothing to resume")
     if not isinstance(cfg.get("request"), dict):
