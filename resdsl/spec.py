@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from . import ast, ir
 from .checker import check_network
 from .errors import SpecError
+from .paths import package_data_dir
 from .syntax import parse
 
 SPEC_SUFFIX = ".net"
 
 
 def specs_dir() -> Path:
-    """The shipped specs (the paper's networks and the prelude), installed or in the checkout."""
-    try:
-        return Path(str(resources.files("resdsl.specs")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "specs"
+    """The shipped specs (the paper's networks and the prelude)."""
+    return package_data_dir("specs")
 
 
 def _looks_like_text(spec: str) -> bool:

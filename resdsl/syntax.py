@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import functools
-from importlib import resources
-from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .errors import SourcePos, SpecError
+from .paths import package_data_dir
 
 # What a user should read instead of Lark's terminal names.
 _TERMINAL_WORDS = {
@@ -25,10 +24,7 @@ _TERMINAL_WORDS = {
 
 def grammar_text() -> str:
     """The grammar, from the installed package or from the source checkout."""
-    try:
-        return resources.files("resdsl.grammar").joinpath("resdsl.lark").read_text()
-    except (ModuleNotFoundError, FileNotFoundError):
-        return (Path(__file__).resolve().parent.parent / "grammar" / "resdsl.lark").read_text()
+    return (package_data_dir("grammar") / "resdsl.lark").read_text()
 
 
 @functools.lru_cache(maxsize=1)

@@ -748,14 +748,14 @@ def worker_loop(plan: SweepPlan, deadline: float | None = None) -> int:
     return done
 
 
-def worker_main(plan_path: str) -> None:
-    """Entry point of a worker process (``python -c`` with the pickled plan's path: a plain
-    subprocess, so neither torch's thread pools nor the storage connection are forked, and the
-    ``python -m resdsl`` entry module is not re-run as multiprocessing's spawn would)."""
+def worker_main() -> None:
+    """Entry point of a worker process (``python -c``; the plan arrives pickled on stdin from the
+    parent itself, never from a file others could write). A plain subprocess, so neither torch's
+    thread pools nor the storage connection are forked, and the ``python -m resdsl`` entry module
+    is not re-run as multiprocessing's spawn would."""
     import pickle
 
-    with open(plan_path, "rb") as f:
-        plan, deadline = pickle.load(f)
+    plan, deadline = pickle.load(sys.stdin.buffer)
     if plan.threads:
         import torch
 
@@ -774,14 +774,15 @@ def start_workers(plan: SweepPlan, deadline: float | None, n: int) -> list:
 
     import resdsl
 
-    out = Path(plan.out)
-    out.mkdir(parents=True, exist_ok=True)
-    plan_path = out / ".worker-plan.pkl"
-    with open(plan_path, "wb") as f:
-        pickle.dump((plan, deadline), f)
+    payload = pickle.dumps((plan, deadline))
     env = dict(os.environ)
     root = str(Path(resdsl.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    code = "import sys; from resdsl.sweep.study import worker_main; worker_main(sys.argv[1])"
-    return [subprocess.Popen([sys.executable, "-c", code, str(plan_path)], env=env)
-            for _ in range(n)]
+    code = "from resdsl.sweep.study import worker_main; worker_main()"
+    workers = []
+    for _ in range(n):
+        p = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE)
+        p.stdin.write(payload)
+        p.stdin.close()
+        workers.append(p)
+    return workers
