@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -131,7 +132,8 @@ def report_command(
 
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
     """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
-    console = Console()
+    # Piped to a file or a log, a table is not squeezed into 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 240)
     errc = Console(stderr=True)
     want_figures = out is not None or fmt == Format.html
     report = build_report(run_dir, filter, all_tables, edf_param, with_figures=want_figures)

@@ -49,8 +49,10 @@ def to_rich(table: Table) -> RichTable:
                    header_style="bold", caption_justify="left")
     for col in table.frame.columns:
         numeric = numeric_column(table.frame, col)
+        # A narrow terminal may fold a cell, but not to a letter per line.
+        longest = max([len(str(col))] + [len(str(v)) for v in table.frame[col] if v is not None])
         rt.add_column(str(col), justify="right" if numeric else "left",
-                      overflow="fold", no_wrap=col in ("run",))
+                      overflow="fold", no_wrap=col in ("run",), min_width=min(longest, 8))
     for row in table.frame.itertuples(index=False):
         cells = []
         for v in row:
