@@ -18,6 +18,7 @@ import typer
 from resdsl.cli_common import console, err_console, parse_spec_overrides
 from resdsl.errors import SweepError, did_you_mean
 from resdsl.io import atomic_write_text
+from resdsl.train import options as opt
 
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median", "hyperband", "sha")
@@ -50,15 +51,6 @@ def parse_count(option: str, text: str | None) -> float | None:
     if not math.isfinite(v) or v <= 0:
         raise SweepError(f"{option} must be a positive count, got {text!r}")
     return v
-
-
-def _milestones(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise SweepError(f"--milestones {text!r}: expected iterations, e.g. 32000,48000") from None
 
 
 def _reuse_roots(out: Path) -> list[str]:
@@ -428,26 +420,26 @@ def sweep_command(
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
     workers: int = typer.Option(1, "--workers", help="Trials run at once on this machine (processes; CPU threads are split)."),
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Reuse completed runs with the same content hash."),
-    recipe: str = typer.Option("cifar", "--recipe", help="The paper's recipe: cifar or imagenet."),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10, imagenet or synthetic (default: the recipe's)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data folder."),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Training iterations of every trial."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Training length in epochs instead of --iters."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Mini-batch size."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate."),
-    milestones: Optional[str] = typer.Option(None, "--milestones", metavar="I,J", help="Iterations at which lr is divided by 10."),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay."),
-    warmup: Optional[str] = typer.Option(None, "--warmup", help="auto, off, or iterations at lr/10."),
+    recipe: opt.Recipe = "cifar",
+    data: opt.Data = None,
+    data_dir: opt.DataDir = None,
+    iters: opt.Iters = None,
+    epochs: opt.Epochs = None,
+    batch_size: opt.BatchSize = None,
+    lr: opt.Lr = None,
+    milestones: opt.Milestones = None,
+    momentum: opt.Momentum = None,
+    weight_decay: opt.WeightDecay = None,
+    warmup: opt.Warmup = None,
     val_split: Optional[int] = typer.Option(None, "--val-split", help="Validation images held out of the training set (default when the objective is the validation error: 5000 for CIFAR-10, a tenth of synthetic data)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: bf16 or fp16."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile every model."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate every N iterations (the pruner's steps)."),
-    test_mode: Optional[str] = typer.Option(None, "--test-mode", help="single (CIFAR); center, 10crop or multiscale (ImageNet)."),
-    subset: Optional[int] = typer.Option(None, "--subset", help="Train on N training images only."),
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    compile: opt.Compile = False,
+    eval_every: opt.EvalEvery = None,
+    test_mode: opt.TestMode = None,
+    subset: opt.Subset = None,
     loader_workers: Optional[int] = typer.Option(None, "--loader-workers", help="Image decoding processes per run (ImageNet)."),
-    input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x32x32."),
+    input: opt.Input = None,
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Fix a spec parameter."),
 ):
     """Train many configurations of one spec as one Optuna study, with a table at the end.
@@ -529,7 +521,7 @@ def sweep_command(
         err_console.print("resdsl: warning: optimising the test error tunes the configuration on "
                           "the test set; its test error is then an optimistic estimate")
     train_kw = dict(recipe=recipe_name, data=data, data_dir=data_dir, iters=iters, epochs=epochs,
-                    batch_size=batch_size, lr=lr, milestones=_milestones(milestones),
+                    batch_size=batch_size, lr=lr, milestones=opt.parse_milestones(milestones),
                     momentum=momentum, weight_decay=weight_decay, warmup=warmup,
                     val_split=val_split, device=device, amp=amp, compile=compile,
                     eval_every=eval_every, test_mode=test_mode, subset=subset,

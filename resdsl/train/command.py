@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,19 +12,7 @@ import typer
 
 from resdsl.cli_common import parse_spec_overrides
 from resdsl.errors import RunError
-
-
-def _milestones(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if text.lower() in ("", "none"):
-        return []
-    try:
-        return [int(float(v)) for v in re.split(r"[,\s]+", text) if v]
-    except ValueError:
-        raise RunError(f"--milestones {text!r}: expected iterations separated by commas, "
-                       "e.g. 32000,48000") from None
+from resdsl.train import options as opt
 
 
 def _short_params(params: dict) -> str:
@@ -76,33 +63,32 @@ def _print_summary(s: dict, out: Path) -> None:
 def train_command(
     ctx: typer.Context,
     spec: Optional[str] = typer.Argument(None, help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
-    recipe: str = typer.Option("cifar", "--recipe", help="The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4)."),
-    data: Optional[str] = typer.Option(None, "--data", help="cifar10, imagenet or synthetic (default: the recipe's)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data folder (CIFAR-10 batches, or ImageNet train/ and val/)."),
-    iters: Optional[int] = typer.Option(None, "--iters", help="Training iterations (cifar: 64000)."),
-    epochs: Optional[float] = typer.Option(None, "--epochs", help="Training length in epochs instead of --iters."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Mini-batch size (cifar 128, imagenet 256)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (0.1)."),
-    milestones: Optional[str] = typer.Option(None, "--milestones", metavar="I,J",
-                                             help="Iterations where lr is divided by 10, e.g. 32000,48000."),
-    momentum: Optional[float] = typer.Option(None, "--momentum", help="SGD momentum (0.9)."),
-    weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="Weight decay (1e-4)."),
+    recipe: opt.Recipe = "cifar",
+    data: opt.Data = None,
+    data_dir: opt.DataDir = None,
+    iters: opt.Iters = None,
+    epochs: opt.Epochs = None,
+    batch_size: opt.BatchSize = None,
+    lr: opt.Lr = None,
+    milestones: opt.Milestones = None,
+    momentum: opt.Momentum = None,
+    weight_decay: opt.WeightDecay = None,
     seed: int = typer.Option(0, "--seed", help="Random seed (initialization and data order)."),
-    device: str = typer.Option("auto", "--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
-    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: bf16 (CPU/CUDA) or fp16 (CUDA)."),
-    compile: bool = typer.Option(False, "--compile", help="Compile the model with torch.compile."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Evaluate (and checkpoint) every N iterations."),
+    device: opt.Device = "auto",
+    amp: opt.Amp = None,
+    compile: opt.Compile = False,
+    eval_every: opt.EvalEvery = None,
     val_split: Optional[int] = typer.Option(None, "--val-split", help="Hold out N training images for validation (5000: the 45k/5k split)."),
-    warmup: Optional[str] = typer.Option(None, "--warmup", help="auto (the 110-layer rule), off, or a number of iterations at lr/10."),
-    test_mode: Optional[str] = typer.Option(None, "--test-mode", help="single (CIFAR); center, 10crop or multiscale (ImageNet)."),
-    subset: Optional[int] = typer.Option(None, "--subset", help="Train on N training images only."),
+    warmup: opt.Warmup = None,
+    test_mode: opt.TestMode = None,
+    subset: opt.Subset = None,
     workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding processes (ImageNet)."),
     sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronize BN statistics across processes (torchrun)."),
-    input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x32x32."),
+    input: opt.Input = None,
     out: Optional[Path] = typer.Option(None, "--out", help="Run record folder (default reports/runs/<spec>-<params>-s<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar; one log line per evaluation."),
-    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Set a spec parameter."),
+    set_: opt.SetParam = None,
 ):
     """Train a spec with the paper's recipe and write a run record.
 
@@ -144,7 +130,7 @@ def train_command(
         cfg = TrainConfig(
             spec=spec, overrides=overrides, recipe=recipe, data=data, data_dir=data_dir,
             iters=iters, epochs=epochs, batch_size=batch_size, lr=lr,
-            milestones=_milestones(milestones), momentum=momentum, weight_decay=weight_decay,
+            milestones=opt.parse_milestones(milestones), momentum=momentum, weight_decay=weight_decay,
             warmup=warmup, val_split=val_split, seed=seed, device=device, amp=amp,
             compile=compile, eval_every=eval_every, test_mode=test_mode, subset=subset,
             workers=workers, input_shape=parse_input_shape(input) if input else None,
