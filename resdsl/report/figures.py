@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from resdsl.errors import ReportError, did_you_mean
 from resdsl.report.records import COMPLETED, RunSet, load_metrics, load_responses
@@ -184,6 +184,7 @@ def response_figures(rs: RunSet) -> FigureSet:
         top.set_xlabel("layer index (original)")
         bottom.set_xlabel("layer index (sorted by magnitude)")
         for ax in (top, bottom):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are counted, not measured
             ax.set_ylabel("std")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
