@@ -21,7 +21,8 @@ from resdsl.report.records import apply_filters, load_runs
 from resdsl.report.render import latex_escape, render, to_markdown
 from resdsl.report.tables import fmt_best_mean_std, fmt_millions, table2, table3, table4, table5, table6
 
-PAPER_DIR = Path("/work/shared/paper")
+# The paper beside the checkout (../shared/paper); the tests that read it skip where it is absent.
+PAPER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "paper"
 
 
 # ---------------------------------------------------------------- writing run records
