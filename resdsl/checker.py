@@ -438,10 +438,10 @@ class _Expander:
                                 "zero-pads", stmt.pos, "use option B or C")
             pad = ir.Layer("zeropad", "pad1", {"stride": stride, "out": main[0]}, block_in, main, stmt.pos)
             return ir.Join(name, "A", ir.Seq(sc_name, None, [pad], block_in, main), main, main, stmt.pos)
-        mid = (main[0], main[1], main[2])
+        # Options B and C: a 1x1 projection with the shortcut's stride, then BN.
         conv = ir.Layer("conv", "conv1", {"out": main[0], "k": 1, "stride": stride, "pad": 0, "groups": 1,
-                                          "dilation": 1, "bias": False}, block_in, mid, stmt.pos)
-        bn = ir.Layer("bn", "bn1", {"eps": 1e-5, "momentum": 0.1}, mid, mid, stmt.pos)
+                                          "dilation": 1, "bias": False}, block_in, main, stmt.pos)
+        bn = ir.Layer("bn", "bn1", {"eps": 1e-5, "momentum": 0.1}, main, main, stmt.pos)
         return ir.Join(name, option, ir.Seq(sc_name, None, [conv, bn], block_in, main), main, main, stmt.pos)
 
     def _shortcut_stride(self, block_in: ir.Shape, main: ir.Shape, pos: SourcePos) -> int:
@@ -480,7 +480,7 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
                 seen.add(formal.name)
             blocks[b.name] = b
     if not root.networks:
-        raise SpecError("the spec has no network", ir_pos(root.path, 1, 1), root.text,
+        raise SpecError("the spec has no network", SourcePos(root.path, 1, 1), root.text,
                         "a spec needs: network NAME { input 3x32x32  classes 10  stem {...}  stage ...  head {...} }")
     if len(root.networks) > 1:
         raise ctx.error("a spec holds one network; this file has several", root.networks[1].pos)
@@ -548,10 +548,6 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     return ir.Network(name=net.name, path=root.path, input_shape=input_shape, num_classes=classes,
                       params=params, spaces=spaces, param_types=types, sources=dict(ctx.sources),
                       stem=stem, stem_name=net.stem_name or "stem", stages=stages, head=head, lets=lets)
-
-
-def ir_pos(path: str, line: int, col: int) -> SourcePos:
-    return SourcePos(path, line, col)
 
 
 # Names an nn.Module already uses; a stage named so would shadow them.

@@ -47,7 +47,7 @@ class SeqModule(nn.Module):
             if isinstance(item, ir.Join):
                 if item.option == "none":
                     continue
-                module = _build_seq(item.shortcut) if item.shortcut is not None else None
+                module = SeqModule(item.shortcut) if item.shortcut is not None else None
                 if module is not None:
                     self.add_module(item.shortcut.name, module)
                 plan.append((True, module))
@@ -65,10 +65,6 @@ class SeqModule(nn.Module):
             else:
                 x = module(x)
         return x
-
-
-def _build_seq(seq: ir.Seq) -> nn.Module:
-    return SeqModule(seq)
 
 
 def _build_layer(layer: ir.Layer) -> nn.Module:
