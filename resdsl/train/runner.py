@@ -10,6 +10,7 @@ raises KeyboardInterrupt.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
@@ -26,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from resdsl.errors import ResdslError, RunError
-from resdsl.io import append_jsonl, atomic_torch_save, atomic_write_json, read_jsonl
+from resdsl.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
 from resdsl.train.config import ResolvedConfig, TrainConfig, config_hash, resolve
 from resdsl.train.devices import (
     Dist, autocast, check_amp, device_name, init_distributed, memory_format, pick_device,
@@ -419,15 +420,12 @@ class Trainer:
         if self.resuming:
             self.load_checkpoint()
             if self.dist.is_main:
-                rows = [x for x in read_jsonl(self.out / "metrics.jsonl")] \
-                    if (self.out / "metrics.jsonl").exists() else []
+                metrics = self.out / "metrics.jsonl"
+                rows = read_jsonl(metrics) if metrics.exists() else []
+                # Evaluations after the checkpoint will be made again: drop them.
                 keep = [x for x in rows if x["iter"] <= st.it]
-                if len(keep) != len(rows) or not (self.out / "metrics.jsonl").exists():
-                    from resdsl.io import atomic_write_text
-                    import json
-
-                    atomic_write_text(self.out / "metrics.jsonl",
-                                      "".join(json.dumps(x) + "\n" for x in keep))
+                if len(keep) != len(rows) or not metrics.exists():
+                    atomic_write_text(metrics, "".join(json.dumps(x) + "\n" for x in keep))
                 self._rows_cache = keep
             else:
                 self._rows_cache = []
@@ -436,8 +434,6 @@ class Trainer:
             if self.dist.is_main:
                 self.out.mkdir(parents=True, exist_ok=True)
                 atomic_write_json(self.out / "config.json", self.config_json())
-                from resdsl.io import atomic_write_text
-
                 atomic_write_text(self.out / "metrics.jsonl", "")
         self.seg0 = time.perf_counter()
         self.write_summary("running")
@@ -669,7 +665,6 @@ def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: OnEval | None = Non
 
 def read_run_config(run_dir: Path) -> dict:
     """config.json of a run record, or a RunError saying why it cannot be read."""
-    import json
 
     path = Path(run_dir) / "config.json"
     try:
@@ -696,7 +691,6 @@ def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool
            quiet: bool = False) -> dict:
     """Continue a run from its checkpoint; on CPU with the same seed the result equals an
     uninterrupted run."""
-    import json
 
     run_dir = Path(run_dir)
     request = load_request(run_dir)
