@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 
 import resdsl.data as data
-from resdsl.data import cifar, imagenet
+from resdsl.data import arrays, cifar, imagenet
+from resdsl.data.arrays import ImageArrays, mean_image, split_validation
 from resdsl.data.cifar import (
-    CifarData, CifarEvalLoader, CifarLoader, augment_cifar, cifar_loaders, find_cifar10,
-    load_cifar10, mean_image, split_validation, verify_cifar10,
+    CifarEvalLoader, CifarLoader, augment_cifar, cifar_loaders, find_cifar10, load_cifar10,
+    verify_cifar10,
 )
 from resdsl.data.imagenet import (
     ImageMean, TenCropTransform, CenterCropTransform, TrainTransform, load_image,
@@ -264,7 +265,7 @@ def test_mean_image_equals_numpy(mini_cifar):
     assert np.array_equal(m.numpy(), expected)
     np.testing.assert_allclose(m.numpy(), x.mean(0), rtol=1e-6)
     # the chunked sum used for device tensors is exact too (chunk 7 does not divide 100)
-    assert np.array_equal(cifar._chunked_sum(d.train_x, 7).numpy(), x.astype(np.int64).sum(0))
+    assert np.array_equal(arrays._chunked_sum(d.train_x, 7).numpy(), x.astype(np.int64).sum(0))
 
 
 def test_split_validation(mini_cifar):
@@ -343,7 +344,7 @@ def test_augment_flip_and_offsets_cover_all_choices():
 
 # --------------------------------------------------------------------------- loaders
 
-def _toy(n=100, seed=0) -> CifarData:
+def _toy(n=100, seed=0) -> ImageArrays:
     return make_synthetic(num_train=n, num_test=37, num_classes=10, shape=(3, 8, 8), seed=seed)
 
 
@@ -703,7 +704,7 @@ def test_open_dataset(mini_cifar, folders):
     folder, _ = mini_cifar
     c = data.open_dataset("cifar10", folder.parent, download=False, strict_counts=False,
                           val_size=10, seed=0)
-    assert isinstance(c, CifarData) and len(c.train_x) == 90 and len(c.val_x) == 10
+    assert isinstance(c, ImageArrays) and len(c.train_x) == 90 and len(c.val_x) == 10
     s = data.open_dataset("synthetic", None, num_train=100, num_test=10, val_size=20)
     assert s.name == "synthetic" and len(s.val_x) == 20
     im = data.open_dataset("imagenet", folders, crop=12, resize=16, scale=(16, 24), mean="imagenet")

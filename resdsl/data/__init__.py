@@ -2,10 +2,10 @@
 
 ``open_dataset(name, data_dir, **opts)`` is the front door used by training:
 
-- ``"cifar10"`` -> ``CifarData`` (uint8 tensors in memory). Options: ``download`` (default
+- ``"cifar10"`` -> ``ImageArrays`` (uint8 tensors in memory). Options: ``download`` (default
   True), ``strict_counts`` (default True: 10000 images per batch), ``val_size`` and ``seed``
   (hold out a validation split from the training set, see ``split_validation``).
-- ``"synthetic"`` -> ``CifarData`` generated from a seed (options of ``make_synthetic``, plus
+- ``"synthetic"`` -> ``ImageArrays`` generated from a seed (options of ``make_synthetic``, plus
   ``val_size``); ``data_dir`` is ignored.
 - ``"imagenet"`` -> ``ImageNetData`` (options of ``open_imagenet``).
 
@@ -19,10 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from resdsl.errors import DataError, did_you_mean
+from resdsl.data.arrays import ImageArrays, mean_image, normalize, split_validation
 from resdsl.data.cifar import (
-    CIFAR10_CLASSES, CifarData, CifarEvalLoader, CifarLoader, CifarLoaders, augment_cifar,
-    cache_dir, cifar_loaders, download_cifar10, find_cifar10, load_cifar10, mean_image,
-    normalize, split_validation, verify_cifar10,
+    CIFAR10_CLASSES, CifarEvalLoader, CifarLoader, CifarLoaders, augment_cifar, cache_dir,
+    cifar_loaders, download_cifar10, find_cifar10, load_cifar10, verify_cifar10,
 )
 from resdsl.data.imagenet import (
     ImageFolder, ImageMean, ImageNetData, ImageNetLoader, multiscale_scores, open_imagenet,
@@ -35,7 +35,7 @@ from resdsl.data.synthetic import make_synthetic
 DATASETS = ("cifar10", "imagenet", "synthetic")
 
 __all__ = [
-    "DATASETS", "open_dataset", "CIFAR10_CLASSES", "CifarData", "CifarEvalLoader", "CifarLoader",
+    "DATASETS", "open_dataset", "CIFAR10_CLASSES", "ImageArrays", "CifarEvalLoader", "CifarLoader",
     "CifarLoaders", "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
     "find_cifar10", "load_cifar10", "mean_image", "normalize", "split_validation",
     "verify_cifar10", "ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 
-def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> CifarData | ImageNetData:
+def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> ImageArrays | ImageNetData:
     """Open a data set by name; see the module docstring for the options of each."""
     if name == "cifar10":
         val_size, seed = opts.pop("val_size", 0), opts.pop("seed", 0)

@@ -5,7 +5,7 @@ He et al. (2016), section 4.2: 45k/5k train/val split (optional), per-pixel mean
 testing uses the single original 32x32 view.
 
 Design:
-- The whole data set fits in memory, so it lives as uint8 tensors (``CifarData``), and the
+- The whole data set fits in memory, so it lives as uint8 tensors (``ImageArrays``), and the
   training loader keeps the normalized float32 copy on the training device and augments whole
   batches there with one gather, instead of decoding and cropping image by image in workers.
 - Pixel values fed to the network are ``(x - mean_image) / 255`` (``normalize``): the paper's
@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -33,7 +33,8 @@ import torch
 
 from resdsl.errors import DataError
 from resdsl.data.safe_pickle import safe_load_pickle
-from resdsl.data.stream import ResumableStream
+from resdsl.data.arrays import ImageArrays, normalize
+from resdsl.data.stream import ResumableStream, mix_seed
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -47,61 +48,6 @@ NUM_CLASSES = 10
 IMAGE_SHAPE = (3, 32, 32)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-
-
-# --------------------------------------------------------------------------- the container
-
-@dataclass
-class CifarData:
-    """A small image-classification data set held in memory as uint8 tensors.
-
-    ``train_x``/``test_x`` (and ``val_x`` after ``split_validation``) are uint8 (N, C, H, W);
-    the labels are int64 (N,). Used for CIFAR-10 and for synthetic data, so both go through the
-    same loader and augmentation.
-    """
-
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
-    classes: list[str]
-    val_x: torch.Tensor | None = None
-    val_y: torch.Tensor | None = None
-    name: str = "cifar10"
-    root: Path | None = None
-
-    def __post_init__(self) -> None:
-        self.classes = list(self.classes)
-        splits = [("train", self.train_x, self.train_y), ("test", self.test_x, self.test_y)]
-        if (self.val_x is None) != (self.val_y is None):
-            raise DataError(f"{self.name}: val_x and val_y must be given together")
-        if self.val_x is not None:
-            splits.append(("val", self.val_x, self.val_y))
-        shape = tuple(self.train_x.shape[1:])
-        for split, x, y in splits:
-            if x.dtype != torch.uint8 or x.dim() != 4:
-                raise DataError(f"{self.name} {split}: images must be uint8 (N, C, H, W), "
-                                f"got {x.dtype} {tuple(x.shape)}")
-            if tuple(x.shape[1:]) != shape:
-                raise DataError(f"{self.name} {split}: image shape {tuple(x.shape[1:])} differs "
-                                f"from the training images' {shape}")
-            if y.dtype != torch.int64 or y.shape != (x.shape[0],):
-                raise DataError(f"{self.name} {split}: labels must be int64 of shape "
-                                f"({x.shape[0]},), got {y.dtype} {tuple(y.shape)}")
-            if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
-                raise DataError(f"{self.name} {split}: labels must lie in 0..{len(self.classes) - 1}")
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
-
-    def mean_image(self) -> torch.Tensor:
-        """Per-pixel mean of the training split (the one actually trained on), float32 (C, H, W)."""
-        return mean_image(self.train_x)
 
 
 # --------------------------------------------------------------------------- finding the folder
@@ -309,69 +255,17 @@ def verify_cifar10(folder: str | Path, strict_counts: bool = True) -> None:
     _read_folder(Path(folder), strict_counts)
 
 
-def load_cifar10(root: str | Path, strict_counts: bool = True) -> CifarData:
+def load_cifar10(root: str | Path, strict_counts: bool = True) -> ImageArrays:
     """Load the batches into uint8 (N, 3, 32, 32) tensors; checks structure as it reads."""
     root = Path(root)
     train, (tx, ty), classes = _read_folder(root, strict_counts)
     # the 3072 bytes of a row are the R, G, B planes, each row-major 32x32: a plain reshape
     train_x = np.concatenate([x for x, _ in train]).reshape(-1, *IMAGE_SHAPE)
     train_y = np.concatenate([y for _, y in train])
-    return CifarData(
+    return ImageArrays(
         train_x=torch.from_numpy(train_x), train_y=torch.from_numpy(train_y),
         test_x=torch.from_numpy(np.ascontiguousarray(tx).reshape(-1, *IMAGE_SHAPE)),
         test_y=torch.from_numpy(ty), classes=classes, name="cifar10", root=root)
-
-
-# --------------------------------------------------------------------------- splits and means
-
-def split_validation(data: CifarData, val_size: int, seed: int = 0) -> CifarData:
-    """Hold out ``val_size`` training images as a validation set (the paper's 45k/5k split).
-
-    Deterministic given ``seed``; ``val_size=0`` returns ``data`` unchanged. Both parts keep the
-    original order of the training set.
-    """
-    n = len(data.train_x)
-    if val_size == 0:
-        return data
-    if data.val_x is not None:
-        raise DataError(f"{data.name} already has a validation split")
-    if not 0 < val_size < n:
-        raise DataError(f"validation size {val_size} must lie between 0 and the number of "
-                        f"training images ({n}), exclusive")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
-    val_idx = perm[:val_size].sort().values
-    train_idx = perm[val_size:].sort().values
-    return replace(data, train_x=data.train_x[train_idx], train_y=data.train_y[train_idx],
-                   val_x=data.train_x[val_idx], val_y=data.train_y[val_idx])
-
-
-def mean_image(x: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
-    """Per-pixel mean of uint8 images (N, C, H, W), float32 (C, H, W), in 0..255 units.
-
-    Summed exactly in int64 over chunks (a one-shot ``sum(dtype=int64)`` would materialize an
-    int64 copy of the whole set), then divided once in float64.
-    """
-    if x.dim() != 4 or len(x) == 0:
-        raise DataError(f"mean_image needs a non-empty (N, C, H, W) batch, got {tuple(x.shape)}")
-    if x.device.type == "cpu":  # numpy accumulates with a small buffer: exact and fast
-        total = torch.from_numpy(x.contiguous().numpy().sum(0, dtype=np.int64))
-    else:
-        total = _chunked_sum(x, chunk)
-    return (total.double() / len(x)).float()
-
-
-def _chunked_sum(x: torch.Tensor, chunk: int) -> torch.Tensor:
-    total = torch.zeros(x.shape[1:], dtype=torch.int64, device=x.device)
-    for i in range(0, len(x), chunk):  # int32 is exact for a chunk (chunk * 255 < 2**31)
-        total += x[i:i + chunk].sum(0, dtype=torch.int32)
-    return total
-
-
-def normalize(x: torch.Tensor, mean: torch.Tensor, scale: float = 1 / 255) -> torch.Tensor:
-    """``(x - mean) * scale`` in float32: per-pixel mean subtraction, then a fixed scale."""
-    out = x.to(torch.float32, copy=True)
-    # in place: on the whole training set, temporaries cost ten times the arithmetic
-    return out.sub_(mean.to(x.device, torch.float32)).mul_(scale)
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -400,12 +294,6 @@ def augment_cifar(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> 
     bi = torch.arange(b, device=x.device)[:, None, None, None]
     ci = torch.arange(c, device=x.device)[None, :, None, None]
     return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
-
-
-def _seed_for(*parts: int) -> int:
-    """A well-mixed 63-bit seed from (seed, epoch, batch, ...), so nearby runs don't correlate."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]
-               >> np.uint64(1))
 
 
 # --------------------------------------------------------------------------- loaders
@@ -450,7 +338,7 @@ class CifarLoader(ResumableStream):
 
     def _order(self, epoch: int) -> torch.Tensor:
         if self._perm_epoch != epoch:
-            g = torch.Generator().manual_seed(_seed_for(self.seed, epoch, 0))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, 0))
             self._perm = torch.randperm(len(self.x), generator=g).to(self.device)
             self._perm_epoch = epoch
         return self._perm  # type: ignore[return-value]
@@ -460,7 +348,7 @@ class CifarLoader(ResumableStream):
         idx = self._order(epoch)[index * self.batch_size:(index + 1) * self.batch_size]
         xb, yb = self.x[idx], self.y[idx]
         if self.augment:
-            g = torch.Generator().manual_seed(_seed_for(self.seed, epoch, index + 1))
+            g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, index + 1))
             xb = augment_cifar(xb, g, self.pad)
         self.index += 1
         if self.index == len(self):  # normalize (e, len) to (e + 1, 0): one spelling per position
@@ -500,7 +388,7 @@ class CifarLoaders:
     mean: torch.Tensor = field(repr=False)
 
 
-def cifar_loaders(data: CifarData, batch_size: int, *, seed: int = 0,
+def cifar_loaders(data: ImageArrays, batch_size: int, *, seed: int = 0,
                   device: str | torch.device = "cpu", augment: bool = True,
                   eval_batch_size: int | None = None, pad: int = 4) -> CifarLoaders:
     """The training stream and evaluation loaders, all normalized by the TRAIN split's mean."""

@@ -42,8 +42,8 @@ from PIL import Image
 
 from resdsl.errors import DataError, did_you_mean
 from resdsl.io import atomic_write_bytes
-from resdsl.data.cifar import _seed_for, cache_dir
-from resdsl.data.stream import ResumableStream
+from resdsl.data.cifar import cache_dir
+from resdsl.data.stream import ResumableStream, mix_seed
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
 MULTISCALE_SIZES = (224, 256, 384, 480, 640)
@@ -326,7 +326,7 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getitem__(self, key) -> tuple[torch.Tensor, int]:
         i, epoch = key if isinstance(key, tuple) else (key, 0)
         path, label = self.items[i]
-        g = torch.Generator().manual_seed(_seed_for(self.seed, epoch, i))
+        g = torch.Generator().manual_seed(mix_seed(self.seed, epoch, i))
         return self.transform(load_image(path), g), label
 
 
@@ -385,7 +385,7 @@ class _EpochBatches(torch.utils.data.Sampler):
 
     def __iter__(self):
         perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(
-            _seed_for(self.seed, self.epoch, 0))).tolist()
+            mix_seed(self.seed, self.epoch, 0))).tolist()
         bs = self.batch_size
         for b in range(self.start, self.n // bs):
             yield [(i, self.epoch) for i in perm[b * bs:(b + 1) * bs]]

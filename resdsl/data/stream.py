@@ -1,8 +1,17 @@
-"""The resumable position shared by the training loaders: an endless stream of drop-last epochs."""
+"""What the training loaders share: the resumable position in an endless stream of drop-last
+epochs, and the seed of each random draw, mixed from (seed, epoch, batch)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from resdsl.errors import DataError
+
+
+def mix_seed(*parts: int) -> int:
+    """A well-mixed 63-bit seed from (seed, epoch, batch, ...), so nearby runs don't correlate."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0]
+               >> np.uint64(1))
 
 
 class ResumableStream:

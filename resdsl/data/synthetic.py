@@ -14,14 +14,14 @@ import torch
 import torch.nn.functional as F
 
 from resdsl.errors import DataError
-from resdsl.data.cifar import CifarData
+from resdsl.data.arrays import ImageArrays
 
 
 def make_synthetic(num_train: int = 5000, num_test: int = 1000, num_classes: int = 10,
                    shape: tuple[int, int, int] = (3, 32, 32), seed: int = 0,
                    noise: float = 40.0, contrast: float = 60.0, brightness: float = 20.0,
-                   grid: int = 4) -> CifarData:
-    """A ``CifarData`` of uint8 images; classes are balanced (counts differ by at most one).
+                   grid: int = 4) -> ImageArrays:
+    """A ``ImageArrays`` of uint8 images; classes are balanced (counts differ by at most one).
 
     ``noise`` is the per-pixel noise std, ``contrast`` the template amplitude around mid-grey and
     ``brightness`` the std of a per-image offset, all in 0..255 units.
@@ -48,5 +48,5 @@ def make_synthetic(num_train: int = 5000, num_test: int = 1000, num_classes: int
 
     train_x, train_y = draw(num_train)
     test_x, test_y = draw(num_test)
-    return CifarData(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
+    return ImageArrays(train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y,
                      classes=[f"class{i}" for i in range(num_classes)], name="synthetic")

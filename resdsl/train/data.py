@@ -9,7 +9,7 @@ from typing import Any, Iterable
 import torch
 
 from resdsl.data import (
-    CifarData, ImageNetData, cifar_loaders, open_dataset,
+    ImageArrays, ImageNetData, cifar_loaders, open_dataset,
 )
 from resdsl.errors import RunError
 from resdsl.train.config import SYNTHETIC_BYTES, SYNTHETIC_TEST, SYNTHETIC_TRAIN, ResolvedConfig
@@ -47,7 +47,7 @@ def synthetic_sizes(shape: tuple, classes: int) -> tuple[int, int]:
     return n_train, n_test
 
 
-def _subset(data: CifarData, n: int, seed: int) -> CifarData:
+def _subset(data: ImageArrays, n: int, seed: int) -> ImageArrays:
     if n >= len(data.train_x):
         return data
     idx = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n].sort().values
