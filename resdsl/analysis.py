@@ -114,3 +114,29 @@ def summarize(net: ir.Network) -> NetSummary:
     return NetSummary(
         name=net.name, params=sum(r.params for r in rows), flops=sum(r.flops for r in rows), depth=depth,
         input_shape=net.input_shape, rows=rows, blocks=sorted({s.block for s in net.stages}))
+
+
+def shortcut_option(net: ir.Network) -> str | None:
+    """The shortcut option of the network's stage blocks, read from their joins: "none" for a
+    plain net, "A"/"B"/"C" for the paper's options, "identity"/"branch" otherwise; several
+    kinds joined with "+". Identity joins beside option A or B joins are what those options do
+    where the shape stays, so they do not count. None when the stages have no blocks."""
+    options = set()
+    for stage in net.stages:
+        for block in stage.blocks:
+            options |= {j.option for j in _joins(block)}
+    if not net.stages:
+        return None
+    if not options:
+        return "none"
+    if options & {"A", "B"}:
+        options.discard("identity")
+    return "+".join(sorted(options))
+
+
+def _joins(seq: ir.Seq):
+    for item in seq.items:
+        if isinstance(item, ir.Join):
+            yield item
+        elif isinstance(item, ir.Seq):
+            yield from _joins(item)
