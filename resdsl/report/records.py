@@ -7,7 +7,6 @@ no summary yet, or when it is still running; each bad run carries the reason.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from resdsl import record
 from resdsl.errors import ReportError, did_you_mean
-from resdsl.io import read_jsonl
 from resdsl.report.paper import PAPER_SCHEDULE
 
 # Columns of the runs frame, in order. Errors are fractions in [0, 1].
@@ -64,18 +63,9 @@ class _Bad(Exception):
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise _Bad(f"no {what}") from None
-    except OSError as e:
-        raise _Bad(f"cannot read {what}: {e.strerror or e}") from None
-    if not text.strip():
-        raise _Bad(f"{what} is empty (half-written?)")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _Bad(f"{what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno}; "
-                   "half-written or corrupt)") from None
+        return record.read_json_explained(path, what)
+    except record.UnreadableFile as e:
+        raise _Bad(str(e)) from None
 
 
 def _num(value: Any) -> float:
@@ -128,31 +118,32 @@ def _resolve_member(member: str, run_path: Path, root: Path) -> Path | None:
 
 
 def _reduced(cfg: dict, summary: dict, dataset: str | None, iters: int | None) -> tuple[bool, str]:
-    """Is the run a reduced-budget one, and why. The summary's word counts; we also check the
-    recipe (subset, synthetic data, iterations short of the recipe) and the paper's schedule."""
+    """Is the run a reduced-budget one, and why. The summary's word counts; we also apply the
+    rule to what the run did (iterations done, against the paper's schedule where there is one,
+    else the recipe's), for records whose summary does not say."""
     recipe = cfg.get("recipe") or {}
-    why: list[str] = []
     if summary.get("reduced"):
-        why.append(str(summary.get("reduced_why") or "reduced budget (no reason recorded)"))
-        return True, "; ".join(why)
-    full = _int_or_none(recipe.get("iters"))
+        return True, str(summary.get("reduced_why") or "reduced budget (no reason recorded)")
     batch = _int_or_none(recipe.get("batch_size"))
-    if recipe.get("data") == "synthetic" or dataset == "synthetic":
-        why.append("synthetic data")
-    if recipe.get("subset"):
-        why.append(f"subset of {recipe['subset']} images")
-    sched = PAPER_SCHEDULE.get(dataset or "")
-    if iters is not None and sched is not None:
-        p_iters, p_batch = sched
-        seen = iters * (batch or p_batch)
-        if seen < p_iters * p_batch:
-            if batch in (None, p_batch):
-                why.append(f"{iters} of {p_iters} iterations")
-            else:
-                why.append(f"{iters} iterations at batch {batch} (paper: {p_iters} at batch {p_batch})")
-    elif iters is not None and full is not None and iters < full:
-        why.append(f"{iters} of {full} iterations")
+    if dataset in PAPER_SCHEDULE:
+        full_iters, full_batch = PAPER_SCHEDULE[dataset]
+        basis = "paper"
+    else:   # the recipe's own length: the iterations done fall short of it
+        full_iters, full_batch, basis = _int_or_none(recipe.get("iters")), batch or 1, "recipe"
+    why = record.reduced_reasons(
+        data="synthetic" if "synthetic" in (recipe.get("data"), dataset) else dataset,
+        iters=iters, batch_size=batch, full_iters=full_iters, full_batch=full_batch,
+        subset=_int_or_none(recipe.get("subset")) or None, basis=basis)
     return bool(why), "; ".join(why)
+
+
+def _shortcut(spec: dict) -> Any:
+    """The shortcut option a run's config.json records (read from the checked network); older
+    records lacking it fall back to a spec parameter named ``shortcut``."""
+    if spec.get("shortcut") is not None:
+        return spec["shortcut"]
+    params = spec.get("params")
+    return params.get("shortcut") if isinstance(params, dict) else None
 
 
 def _load_one(path: Path, root: Path) -> tuple[dict, dict, dict, dict]:
@@ -161,12 +152,10 @@ def _load_one(path: Path, root: Path) -> tuple[dict, dict, dict, dict]:
         raise _Bad("config.json is not a JSON object")
     summary_path = path / "summary.json"
     if not summary_path.exists():
-        n = 0
-        if (path / "metrics.jsonl").exists():
-            try:
-                n = len(read_jsonl(path / "metrics.jsonl"))
-            except (OSError, json.JSONDecodeError):
-                pass
+        try:
+            n = len(record.read_metrics(path))
+        except (OSError, ValueError):
+            n = 0
         extra = f"; metrics.jsonl has {n} evaluations" if n else ""
         raise _Bad(f"no summary.json (not started, or killed before its first summary{extra})")
     summary = _read_json(summary_path, "summary.json")
@@ -195,9 +184,8 @@ def _load_one(path: Path, root: Path) -> tuple[dict, dict, dict, dict]:
             mp = _resolve_member(str(m), path, root)
             if mp is None:
                 continue
-            try:
-                mcfg = json.loads((mp / "config.json").read_text())
-            except (OSError, json.JSONDecodeError):
+            mcfg = record.read_json(mp / record.CONFIG)
+            if not isinstance(mcfg, dict):
                 continue
             mrec = mcfg.get("recipe") or {}
             dataset = dataset or mrec.get("data")
@@ -219,7 +207,7 @@ def _load_one(path: Path, root: Path) -> tuple[dict, dict, dict, dict]:
         "dataset": dataset,
         "recipe": recipe.get("name"),
         "depth": _int_or_none(spec.get("depth")),
-        "shortcut": normalize_shortcut(spec.get("shortcut")),
+        "shortcut": normalize_shortcut(_shortcut(spec)),
         "block": spec.get("block"),
         "test_mode": test_mode,
         "params": _int_or_none(summary.get("params")),
@@ -302,21 +290,12 @@ def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
 
 def load_metrics(path: Path) -> list[dict]:
     """The evaluations of a run (metrics.jsonl); [] when absent. A torn last line is dropped."""
-    f = Path(path) / "metrics.jsonl"
-    if not f.exists():
-        return []
-    return read_jsonl(f)
+    return record.read_metrics(Path(path))
 
 
 def load_responses(path: Path) -> list[dict] | None:
     """The layer responses of a run (responses.json) or None when absent or unreadable."""
-    f = Path(path) / "responses.json"
-    if not f.exists():
-        return None
-    try:
-        data = json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
+    data = record.read_json(Path(path) / record.RESPONSES)
     layers = data.get("layers") if isinstance(data, dict) else None
     if not isinstance(layers, list):
         return None

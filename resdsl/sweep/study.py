@@ -29,7 +29,6 @@ roots: by default the ``reports/`` folder above --out (else --out itself), up to
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 import os
@@ -44,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from resdsl.errors import ResdslError, SweepError
-from resdsl.io import atomic_write_json, read_jsonl
+from resdsl.io import atomic_write_json
+from resdsl.record import is_completed, read_json, read_metrics
 from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
 
 HEARTBEAT_INTERVAL = 10     # seconds between a running trial's heartbeats
@@ -360,7 +360,7 @@ class RunIndex:
                     dirnames[:] = []
                 if "summary.json" in filenames:
                     dirnames[:] = []
-                    s = _read_json(Path(dirpath) / "summary.json")
+                    s = read_json(Path(dirpath) / "summary.json")
                     if s and s.get("status") == "completed" and s.get("hash"):
                         found.setdefault(s["hash"], str(Path(dirpath).resolve()))
                 dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -369,26 +369,12 @@ class RunIndex:
     def find(self, study, h: str) -> str | None:
         for t in study.get_trials(deepcopy=False):
             for run in t.user_attrs.get("runs") or []:
-                if run.get("hash") == h and run.get("status") == "completed" and _completed(run.get("run_dir"), h):
+                if run.get("hash") == h and run.get("status") == "completed" and is_completed(run.get("run_dir"), h):
                     return run["run_dir"]
         if self._disk is None:
             self._disk = self._scan()
         d = self._disk.get(h)
-        return d if d and _completed(d, h) else None
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _completed(run_dir: str | None, h: str) -> bool:
-    if not run_dir:
-        return False
-    s = _read_json(Path(run_dir) / "summary.json")
-    return bool(s) and s.get("status") == "completed" and s.get("hash") == h
+        return d if d and is_completed(d, h) else None
 
 
 def run_dir_name(number: int, params: dict) -> str:
@@ -407,7 +393,7 @@ def _short(v) -> str:
 def tag_run(run_dir: Path, study: str, number: int, params: dict) -> None:
     """Add the "sweep" entry to a run's config.json (atomically)."""
     path = Path(run_dir) / "config.json"
-    cfg = _read_json(path)
+    cfg = read_json(path)
     if cfg is None:
         return
     entry = {"study": study, "trial": number, "params": params}
@@ -542,7 +528,7 @@ class TrialRunner:
             tag = dict(trial.params)
             if space.seeds > 1:
                 tag[SEED_PARAM] = seed
-            run, summary = self.run_one(trial, r, cfg_for(seed), h, tag, seed, report=(i == 0),
+            run, summary = self.run_one(trial, r, h, tag, seed, report=(i == 0),
                                         runs=runs)
             runs.append(run)
             summaries.append(summary)
@@ -551,9 +537,9 @@ class TrialRunner:
                 break
         self.conclude(trial, runs, summaries)
 
-    def run_one(self, trial, r, cfg, h: str, tag: dict, seed: int, report: bool,
+    def run_one(self, trial, r, h: str, tag: dict, seed: int, report: bool,
                 runs: list) -> tuple[dict, dict]:
-        from resdsl.train.runner import resume, train
+        from resdsl.train import resume, train
 
         plan = self.plan
         single = not plan.objective.multi
@@ -562,7 +548,7 @@ class TrialRunner:
         first = not runs
         reused = self.index.find(self.study, h) if self.index is not None else None
         if reused is not None:
-            summary = _read_json(Path(reused) / "summary.json") or {}
+            summary = read_json(Path(reused) / "summary.json") or {}
             if report and single:
                 for row in _rows(Path(reused)):
                     if row.get(metric) is not None:
@@ -575,7 +561,7 @@ class TrialRunner:
         resume_dir = None
         cand = trial.user_attrs.get("resume_dir") if first else None
         if cand:
-            s = _read_json(Path(cand) / "summary.json") or {}
+            s = read_json(Path(cand) / "summary.json") or {}
             if (s.get("status") in ("running", "interrupted") and s.get("hash") == h
                     and (Path(cand) / "checkpoint.pt").exists()):
                 resume_dir = Path(cand)
@@ -620,7 +606,7 @@ class TrialRunner:
                 if resume_dir is not None:
                     summary = resume(run_dir, on_eval=on_eval, progress=False, quiet=True)
                 else:
-                    summary = train(cfg, run_dir, on_eval=on_eval, progress=False, quiet=True)
+                    summary = train(r, run_dir, on_eval=on_eval, progress=False, quiet=True)
         except KeyboardInterrupt:
             mark()
             run["status"] = "interrupted"
@@ -628,7 +614,7 @@ class TrialRunner:
             raise
         except Exception as e:
             mark()
-            s = _read_json(run_dir / "summary.json") or {}
+            s = read_json(run_dir / "summary.json") or {}
             run["status"] = "failed"
             return run, {"status": "failed", "reason": _first_line(e), **{
                 k: v for k, v in s.items() if k not in ("status", "reason")}}
@@ -693,7 +679,7 @@ def objective_values(summary: dict, metrics: list[str]) -> tuple[list[float], st
 
 def _rows(run_dir: Path) -> list[dict]:
     try:
-        return read_jsonl(run_dir / "metrics.jsonl")
+        return read_metrics(run_dir)
     except (OSError, ValueError):
         return []
 

@@ -7,8 +7,10 @@ Python API (used by ``resdsl sweep``)::
                     "reports/runs/r20", on_eval=lambda row: row["test_err"] > 0.8)
 """
 
-from resdsl.train.config import RECIPES, ResolvedConfig, TrainConfig, config_hash, resolve
-from resdsl.train.runner import load_request, resume, train
+from resdsl.train.config import (
+    RECIPES, ResolvedConfig, TrainConfig, config_hash, load_request, resolve,
+)
+from resdsl.train.runner import resume, train
 
 __all__ = ["RECIPES", "ResolvedConfig", "TrainConfig", "config_hash", "resolve", "train",
            "resume", "load_request"]

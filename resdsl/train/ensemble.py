@@ -3,61 +3,75 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import torch
 
+from resdsl import record
 from resdsl.errors import RunError
-from resdsl.io import atomic_write_json, atomic_write_text
+
+PREDICTION_KEYS = ("probs", "targets", "view", "data")
 
 
-def _member_predictions(run_dir: Path, device: str) -> tuple[dict, dict]:
-    """(config, {"probs", "targets", "view", "data"}) of a finished run; recomputed from the
-    checkpoint when predictions.pt is missing."""
-    from resdsl.train.runner import read_run_config
-
-    cfg = read_run_config(run_dir)
+def _member_config(run_dir: Path) -> dict:
+    """config.json of a member; refuses an ensemble and a folder that is no run record."""
+    cfg = record.read_run_config(run_dir)
     if cfg.get("kind") == "ensemble":
         raise RunError(f"{run_dir} is itself an ensemble; give the member runs")
-    pred = run_dir / "predictions.pt"
+    return cfg
+
+
+def _check_completed(run_dirs: list[Path]) -> None:
+    """Only completed runs make an ensemble: list every member that is not, with its status."""
+    unfinished = []
+    for d in run_dirs:
+        s = record.read_summary(d)
+        status = s.get("status") if s is not None else None
+        if status != record.COMPLETED:
+            unfinished.append(f"  {d}: {status or 'no readable summary.json'}")
+    if unfinished:
+        raise RunError("an ensemble takes completed runs only; these are not:\n"
+                       + "\n".join(unfinished))
+
+
+def _member_predictions(run_dir: Path, device: str) -> dict:
+    """{"probs", "targets", "view", "data"} of a finished run; recomputed from the checkpoint
+    when predictions.pt is missing."""
+    pred = run_dir / record.PREDICTIONS
     if pred.exists():
-        try:
-            p = torch.load(pred, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise RunError(f"{pred}: cannot read it ({e})") from None
-        return cfg, p
-    return cfg, _recompute(run_dir, device)
+        p = record.load_torch_file(pred, "predictions")
+        if not isinstance(p, dict) or any(k not in p for k in PREDICTION_KEYS) \
+                or not isinstance(p["probs"], torch.Tensor) or not isinstance(p["targets"], torch.Tensor):
+            raise RunError(f"{pred}: not the predictions of a run (expected "
+                           f"{', '.join(PREDICTION_KEYS)})")
+        return p
+    return _recompute(run_dir, device)
 
 
 def _recompute(run_dir: Path, device: str) -> dict:
     from resdsl.compiler import compile_network
-    from resdsl.train.config import TrainConfig, resolve
+    from resdsl.train.config import load_request, resolve
     from resdsl.train.data import open_run_data
     from resdsl.train.devices import memory_format, pick_device
-    from resdsl.train.evaluate import evaluate
-    from resdsl.train.runner import load_request
+    from resdsl.train.evaluate import evaluate_final_view
 
-    ck_path = run_dir / "checkpoint.pt"
+    ck_path = run_dir / record.CHECKPOINT
     if not ck_path.exists():
         raise RunError(f"{run_dir}: no predictions.pt and no checkpoint.pt to evaluate")
-    req: TrainConfig = load_request(run_dir)
+    req = load_request(run_dir)
     req.device = device
     r = resolve(req)
     dev = pick_device(device)
     model = compile_network(r.net).to(dev, memory_format=memory_format(dev))
-    ck = torch.load(ck_path, map_location="cpu", weights_only=True)
-    model.load_state_dict(ck["model"])
+    ck = record.load_torch_file(ck_path, "checkpoint")
+    try:
+        model.load_state_dict(ck["model"])
+    except (KeyError, TypeError, RuntimeError) as e:
+        raise RunError(f"{ck_path}: its weights do not fit the run's network "
+                       f"({record.first_line(e)})") from None
     data = open_run_data(r, dev)
-    if r.data == "imagenet" and r.test_mode != "center":
-        h = r.net.input_shape[1]
-        res = evaluate(model, data.final_test(r.test_mode, r.workers), dev, data.num_classes,
-                       r.amp, keep_probs=True, view=r.test_mode,
-                       scales=[round(s * h / 224) for s in (224, 256, 384, 480, 640)])
-    else:
-        res = evaluate(model, data.test, dev, data.num_classes, r.amp, keep_probs=True,
-                       view="single" if r.data != "imagenet" else "center")
+    res = evaluate_final_view(model, data, r, dev)
     return {"probs": res.probs, "targets": res.targets, "view": r.test_mode, "data": r.data,
             "n": res.n}
 
@@ -66,17 +80,16 @@ def ensemble(run_dirs: list[Path], out_dir: Path, device: str = "auto") -> dict:
     """Average the members' softmax outputs; write config.json (kind "ensemble"), metrics.jsonl
     (one row) and summary.json into ``out_dir``; return the summary."""
     from resdsl.data import topk_correct
-    from resdsl.train.runner import _check_fresh, _now, _versions
 
     t0 = time.perf_counter()
     if len(run_dirs) < 2:
         raise RunError("an ensemble needs at least two run records")
     out_dir = Path(out_dir)
-    _check_fresh(out_dir)
-    members = []
-    for d in run_dirs:
-        cfg, p = _member_predictions(Path(d), device)
-        members.append((Path(d), cfg, p))
+    record.check_fresh(out_dir)
+    run_dirs = [Path(d) for d in run_dirs]
+    configs = [_member_config(d) for d in run_dirs]
+    _check_completed(run_dirs)
+    members = [(d, cfg, _member_predictions(d, device)) for d, cfg in zip(run_dirs, configs)]
     ref_dir, ref_cfg, ref = members[0]
     for d, cfg, p in members[1:]:
         same = (p["data"] == ref["data"] and p["view"] == ref["view"]
@@ -107,25 +120,22 @@ def ensemble(run_dirs: list[Path], out_dir: Path, device: str = "auto") -> dict:
     recipes = [cfg.get("recipe") or {} for _, cfg, _ in members]
     reduced = []
     for (d, _, _) in members:
-        try:
-            s = json.loads((d / "summary.json").read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
+        s = record.read_summary(d) or {}
         if s.get("reduced"):
             reduced.append(f"{d.name}: {s.get('reduced_why')}")
-    atomic_write_json(out_dir / "config.json", {
-        **_versions(), "kind": "ensemble", "device": device,
+    record.write_config(out_dir, {
+        **record.versions(), "kind": "ensemble", "device": device,
         "members": [str(d) for d, _, _ in members],
         "member_specs": [(cfg.get("spec") or {}).get("name") for _, cfg, _ in members],
         "recipe": {"name": recipes[0].get("name"), "data": ref["data"], "test_mode": ref["view"]},
-        "started": _now()})
-    atomic_write_text(out_dir / "metrics.jsonl", json.dumps(row) + "\n")
+        "started": record.now()})
+    record.write_metrics(out_dir, [row])
     summary = {
         "status": "completed", "reason": None, "iters_done": 0, "iters": 0, "final": row,
         "best": {"test_err": err, "val_err": None, "iter": 0},
         "params": None, "flops": None, "wall_s": round(time.perf_counter() - t0, 3),
         "reduced": bool(reduced), "reduced_why": "; ".join(reduced) or None,
         "member_errs": member_errs, "members": len(members), "test_images": n,
-        "updated": _now()}
-    atomic_write_json(out_dir / "summary.json", summary)
+        "updated": record.now()}
+    record.write_summary(out_dir, summary)
     return summary

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from resdsl.data import multiscale_scores, tencrop_scores, topk_correct
+from resdsl.data.imagenet import MULTISCALE_SIZES
 from resdsl.train.devices import autocast, memory_format
 
 
@@ -105,3 +106,20 @@ def evaluate(model: torch.nn.Module, batches: Iterable, device: torch.device, nu
         loss=loss_sum / n, n=n,
         probs=torch.cat(probs) if keep_probs else None,
         targets=torch.cat(targets) if keep_probs else None)
+
+
+def periodic_view(data: str) -> str:
+    """The view the periodic evaluations use: the single image (CIFAR-style), else the centre crop."""
+    return "center" if data == "imagenet" else "single"
+
+
+def evaluate_final_view(model: torch.nn.Module, data, r, device: torch.device) -> EvalResult:
+    """The run's final test: ``r.test_mode``'s view of ``data`` (a ``RunData``), softmax outputs
+    kept (predictions.pt, ensembles). ``r`` is the run's ``ResolvedConfig``."""
+    if r.test_mode in ("10crop", "multiscale"):
+        h = r.net.input_shape[1]
+        scales = [round(s * h / 224) for s in MULTISCALE_SIZES]  # the sizes of a 224-pixel net, scaled
+        return evaluate(model, data.final_test(r.test_mode, r.workers), device, data.num_classes,
+                        r.amp, keep_probs=True, view=r.test_mode, scales=scales)
+    return evaluate(model, data.test, device, data.num_classes, r.amp, keep_probs=True,
+                    view=periodic_view(r.data))

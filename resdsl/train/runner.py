@@ -1,174 +1,54 @@
-"""The training loop and its run record (docs/ARCHITECTURE.md, "Run record").
+"""The training loop (docs/ARCHITECTURE.md, "Run record"; the record's files: resdsl.record).
 
 ``train(cfg, out_dir)`` runs a ``TrainConfig`` to the end and returns the summary dict (the
 content of summary.json); ``resume(run_dir)`` continues an interrupted or killed run from its
 checkpoint, bit-exactly on CPU. A diverged run (NaN/inf loss) is a result, not an exception:
 status "diverged". Other exceptions are recorded as "failed" and re-raised; Ctrl-C (SIGINT) or
 SIGTERM stops at the next iteration boundary, writes a checkpoint, records "interrupted" and
-raises KeyboardInterrupt.
+raises KeyboardInterrupt (a stuck run is ended by a second signal: resdsl.train.signals).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import platform
-import signal
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from resdsl import record
 from resdsl.errors import ResdslError, RunError
-from resdsl.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic_write_text, read_jsonl
-from resdsl.train.config import ResolvedConfig, TrainConfig, config_hash, resolve
+from resdsl.train import signals
+from resdsl.train.config import (
+    RECIPES, ResolvedConfig, TrainConfig, config_hash, load_request, resolve,
+)
 from resdsl.train.devices import (
     Dist, autocast, check_amp, device_name, init_distributed, memory_format, pick_device,
 )
-from resdsl.train.evaluate import EvalResult, ResponseProbe, evaluate
+from resdsl.train.evaluate import (
+    EvalResult, ResponseProbe, evaluate, evaluate_final_view, periodic_view,
+)
+from resdsl.train.progress import Progress
 from resdsl.train.schedule import Schedule
 
-CHECKPOINT_FORMAT = 1
-RECORD_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
+CIFAR_TRAIN_IMAGES = 50000
 OnEval = Callable[[dict], bool]
 
 
 # --------------------------------------------------------------------------- helpers
 
-def _versions() -> dict:
-    from resdsl import __version__
-
-    return {"resdsl": __version__, "torch": torch.__version__,
-            "python": platform.python_version()}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _finite(v: float | None) -> float | None:
-    if v is None or not math.isfinite(v):
-        return None
-    return float(v)
-
-
 def reduced_reasons(r: ResolvedConfig, n_train: int) -> list[str]:
     """Why a run is not the paper's full budget (empty when it is)."""
-    from resdsl.train.config import RECIPES
-
-    why = []
     preset = RECIPES[r.recipe]
-    full_images = preset["iters"] * preset["batch_size"]
-    if r.iters * r.batch_size < full_images:
-        if r.batch_size == preset["batch_size"]:
-            why.append(f"{r.iters} of {preset['iters']} iterations")
-        else:
-            why.append(f"{r.iters} iterations at batch {r.batch_size} "
-                       f"(recipe: {preset['iters']} at batch {preset['batch_size']})")
-    if r.data == "synthetic":
-        why.append("synthetic data")
-    if r.subset is not None:
-        why.append(f"subset of {n_train} training images")
-    elif r.data == "cifar10" and n_train + r.val_split < 50000:
-        why.append(f"cifar10 with {n_train + r.val_split} training images")
-    return why
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag checked between iterations; a second signal stops at once."""
-
-    def __init__(self):
-        self.hit: str | None = None
-        self._old: dict = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                try:
-                    self._old[sig] = signal.signal(sig, self._handle)
-                except (ValueError, OSError):
-                    pass
-        return self
-
-    def _handle(self, signum, frame):
-        if self.hit is not None:
-            raise KeyboardInterrupt
-        self.hit = signal.Signals(signum).name
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-        self._old = {}
-        return False
-
-
-class _Progress:
-    """A rich progress bar (ETA, loss, error, images/s), or one log line per evaluation."""
-
-    def __init__(self, total: int, start: int, bar: bool, lines: bool, title: str):
-        self.lines = lines
-        self.bar = None
-        self.total = total
-        from rich.console import Console
-
-        self.console = Console(stderr=True)
-        if bar and self.console.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
-
-            self.bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                TextColumn("loss {task.fields[loss]} err {task.fields[err]} "
-                           "{task.fields[ips]} img/s test {task.fields[test]}"),
-                console=self.console, transient=False)
-            self.task = self.bar.add_task(title, total=total, completed=start, loss="-",
-                                          err="-", ips="-", test="-")
-            self.bar.start()
-            self.lines = False
-
-    def step(self, it: int, loss: float | None = None, err: float | None = None,
-             ips: float | None = None) -> None:
-        if self.bar is not None:
-            kw = {}
-            if loss is not None:
-                kw["loss"] = f"{loss:.3f}"
-            if err is not None:
-                kw["err"] = f"{100 * err:.1f}%"
-            if ips is not None:
-                kw["ips"] = f"{ips:.0f}"
-            self.bar.update(self.task, completed=it, **kw)
-
-    def eval(self, row: dict) -> None:
-        test = row.get("test_err")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=row["iter"],
-                            test="-" if test is None else f"{100 * test:.2f}%")
-        if self.lines:
-            parts = [f"iter {row['iter']}/{self.total}", f"epoch {row['epoch']:.2f}",
-                     f"lr {row['lr']:.4g}", f"loss {row['train_loss']:.4f}",
-                     f"train err {100 * row['train_err']:.2f}%"]
-            if row.get("val_err") is not None:
-                parts.append(f"val err {100 * row['val_err']:.2f}%")
-            if test is not None:
-                parts.append(f"test err {100 * test:.2f}%")
-            if row.get("test_top5_err") is not None:
-                parts.append(f"top-5 {100 * row['test_top5_err']:.2f}%")
-            parts.append(f"{row['images_per_s']:.0f} img/s")
-            parts.append(f"{row['elapsed_s']:.0f}s")
-            print("  ".join(parts), file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
+    return record.reduced_reasons(
+        data=r.data, iters=r.iters, batch_size=r.batch_size, full_iters=preset["iters"],
+        full_batch=preset["batch_size"], subset=n_train if r.subset is not None else None,
+        train_images=n_train + r.val_split,
+        full_train_images=CIFAR_TRAIN_IMAGES if r.data == "cifar10" else None)
 
 
 @dataclass
@@ -218,7 +98,8 @@ class Trainer:
         self.state = _State()
         self.summary: dict = {}
         self.in_step = False
-        self.wall0 = time.perf_counter()
+        # summary.json is written by the loop and, when a stuck run is ended, by the stop watchdog
+        self.summary_lock = threading.Lock()
 
     # ---------------------------------------------------------------- set-up
     def setup(self) -> None:
@@ -271,22 +152,24 @@ class Trainer:
 
     # ---------------------------------------------------------------- record
     def config_json(self) -> dict:
+        from resdsl.analysis import shortcut_option
+
         r, net = self.r, self.r.net
         ns = self.netsum
-        shortcut = net.params.get("shortcut")
         return {
-            **_versions(), "kind": "run", "device": device_name(self.device),
+            **record.versions(), "kind": "run", "device": device_name(self.device),
             "world_size": self.dist.world,
+            # block and shortcut are facts of the checked network, whatever its parameters' names
             "spec": {"name": net.name, "path": net.path, "sources": dict(net.sources),
                      "params": dict(net.params), "input_shape": list(net.input_shape),
                      "num_classes": net.num_classes, "depth": ns.depth,
                      "block": ",".join(ns.blocks) if ns.blocks else None,
-                     "shortcut": None if shortcut is None else str(shortcut)},
+                     "shortcut": shortcut_option(net)},
             "recipe": r.recipe_json(),
             "data": {"name": self.data.name, "dir": r.data_dir, "train_images": self.data.n_train,
                      "test_images": self.data.n_test},
             "request": r.request.to_json(),
-            "hash": self.hash, "started": _now(),
+            "hash": self.hash, "started": record.now(),
         }
 
     def write_summary(self, status: str, reason: str | None = None, **extra) -> dict:
@@ -301,12 +184,13 @@ class Trainer:
             "reduced": bool(self.reduced), "reduced_why": "; ".join(self.reduced) or None,
             "diverged_at": None, "warmup_ended_at": self.sched.warmup_ended_at,
             "lr_drops": self.sched.drops if r.schedule == "plateau" else None,
-            "hash": self.hash, "updated": _now(),
+            "hash": self.hash, "updated": record.now(),
         }
         s.update(extra)
-        self.summary = s
-        if self.dist.is_main:
-            atomic_write_json(self.out / "summary.json", s)
+        with self.summary_lock:
+            self.summary = s
+            if self.dist.is_main:
+                record.write_summary(self.out, s)
         return s
 
     def checkpoint(self) -> None:
@@ -317,7 +201,7 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         ck = {
-            "format": CHECKPOINT_FORMAT, "hash": self.hash, "iter": st.it,
+            "hash": self.hash, "iter": st.it,
             "model": self.base.state_dict(), "optimizer": self.opt.state_dict(),
             "schedule": self.sched.state_dict(), "rng": rng,
             "data": {k: int(v) for k, v in self.data.train.state_dict().items()},
@@ -327,22 +211,10 @@ class Trainer:
         if self.scaler is not None:
             ck["scaler"] = {k: (float(v) if isinstance(v, float) else v)
                             for k, v in self.scaler.state_dict().items()}
-        atomic_torch_save(self.out / "checkpoint.pt", ck)
+        record.save_checkpoint(self.out, ck)
 
     def load_checkpoint(self) -> None:
-        path = self.out / "checkpoint.pt"
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise RunError(f"{self.out}: no checkpoint.pt to resume from (the run was stopped "
-                           "before its first evaluation); start it again") from None
-        except Exception as e:
-            raise RunError(f"{path}: cannot read the checkpoint ({e})") from None
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise RunError(f"{path}: checkpoint format {ck.get('format')} is not {CHECKPOINT_FORMAT}")
-        if ck.get("hash") != self.hash:
-            raise RunError(f"{path}: the checkpoint belongs to another configuration (hash "
-                           f"{ck.get('hash')}, now {self.hash}); did the spec file change?")
+        ck = record.load_checkpoint(self.out, self.hash)
         self.base.load_state_dict(ck["model"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["schedule"])
@@ -357,6 +229,11 @@ class Trainer:
         st.window = _Window.load(ck["window"])
         st.best = dict(ck["best"])
         st.elapsed_s = float(ck["elapsed_s"])
+        # wall time is the whole run's: a segment ended inside an iteration (a second signal)
+        # left no checkpoint, but its summary counted its time
+        before = record.read_summary(self.out) or {}
+        if before.get("hash") == self.hash and isinstance(before.get("wall_s"), (int, float)):
+            st.elapsed_s = max(st.elapsed_s, float(before["wall_s"]))
         st.images = int(ck["images"])
         st.train_s_total = float(ck["train_s_total"])
 
@@ -364,27 +241,21 @@ class Trainer:
     def _eval_row(self, final: bool = False) -> tuple[dict, EvalResult]:
         r, st, w = self.r, self.state, self.state.window
         probe = None
-        keep = final and r.data != "imagenet"
+        view = periodic_view(r.data)
+        # on CIFAR-style data the periodic view is the final one: keep its softmax outputs
+        keep = final and view == r.test_mode
         if final:
             probe = ResponseProbe(self.base.response_layers())
         try:
             test = evaluate(self.base, self.data.test, self.device, self.data.num_classes,
-                            r.amp, keep_probs=keep, view="single" if r.data != "imagenet" else "center")
+                            r.amp, keep_probs=keep, view=view)
         finally:
             if probe is not None:
                 probe.close()
         self.responses = probe.result() if probe is not None else None
-        view = "single" if r.data != "imagenet" else "center"
-        if final and r.data == "imagenet" and r.test_mode != "center":
-            loader = self.data.final_test(r.test_mode, r.workers)
-            h = r.net.input_shape[1]
-            scales = [round(s * h / 224) for s in (224, 256, 384, 480, 640)]
-            test = evaluate(self.base, loader, self.device, self.data.num_classes, r.amp,
-                            keep_probs=True, view=r.test_mode, scales=scales)
+        if final and not keep:
+            test = evaluate_final_view(self.base, self.data, r, self.device)
             view = r.test_mode
-        elif final and r.data == "imagenet":
-            test = evaluate(self.base, self.data.test, self.device, self.data.num_classes, r.amp,
-                            keep_probs=True, view="center")
         self.final_eval = test if final else None
         val = None
         if self.data.val is not None:
@@ -397,7 +268,7 @@ class Trainer:
             "train_err": (w.err_sum / w.count) if w.count else None,
             "val_err": val.err if val is not None else None,
             "val_top5_err": val.top5_err if val is not None else None,
-            "test_err": test.err, "test_top5_err": test.top5_err, "test_loss": _finite(test.loss),
+            "test_err": test.err, "test_top5_err": test.top5_err, "test_loss": record.finite_or_none(test.loss),
             "view": view,
             "images_per_s": (w.count * self.dist.world / w.train_s) if w.train_s > 0 else 0.0,
             "elapsed_s": round(st.elapsed_s + (time.perf_counter() - self.seg0), 3),
@@ -420,28 +291,20 @@ class Trainer:
         if self.resuming:
             self.load_checkpoint()
             if self.dist.is_main:
-                metrics = self.out / "metrics.jsonl"
-                rows = read_jsonl(metrics) if metrics.exists() else []
-                # Evaluations after the checkpoint will be made again: drop them.
-                keep = [x for x in rows if x["iter"] <= st.it]
-                if len(keep) != len(rows) or not metrics.exists():
-                    atomic_write_text(metrics, "".join(json.dumps(x) + "\n" for x in keep))
-                self._rows_cache = keep
+                self._rows_cache = record.metrics_until(self.out, st.it)
             else:
                 self._rows_cache = []
         else:
             self._rows_cache = []
             if self.dist.is_main:
-                self.out.mkdir(parents=True, exist_ok=True)
-                atomic_write_json(self.out / "config.json", self.config_json())
-                atomic_write_text(self.out / "metrics.jsonl", "")
+                record.start_record(self.out, self.config_json())
         self.seg0 = time.perf_counter()
         self.write_summary("running")
-        bar = _Progress(r.iters, st.it, self.show_bar and self.dist.is_main,
+        bar = Progress(r.iters, st.it, self.show_bar and self.dist.is_main,
                         self.show_lines and self.dist.is_main, f"{r.net.name}")
         self.bar = bar
         try:
-            with _StopFlag() as stop:
+            with signals.StopFlag(on_force=self._forced_stop) as stop:
                 result = self._loop(stop)
         except KeyboardInterrupt:
             bar.close()
@@ -472,7 +335,17 @@ class Trainer:
             self.write_summary("interrupted", "stopped in the middle of an iteration; the "
                                "checkpoint of the last evaluation is kept")
 
-    def _loop(self, stop: _StopFlag) -> dict:
+    def _forced_stop(self, why: str) -> None:
+        """Called by the stop watchdog before it ends a stuck process: record "interrupted"
+        (the last checkpoint, taken at an evaluation, stays as it is)."""
+        self._seg_end()
+        self.write_summary("interrupted", f"{why} at iteration {self.state.it}, inside a "
+                           "computation; the checkpoint of the last evaluation is kept; continue "
+                           f"with: resdsl train --resume {self.out}")
+        # the watchdog ends the process next: no later summary from the loop in between
+        self.summary_lock.acquire(timeout=5)
+
+    def _loop(self, stop: signals.StopFlag) -> dict:
         r, st, dist = self.r, self.state, self.dist
         model, opt, sched, data = self.step_model, self.opt, self.sched, self.data
         device, fmt = self.device, self.fmt
@@ -579,7 +452,7 @@ class Trainer:
             self.sched.observe_eval(sched_err)
             self._seg_end()
             row["elapsed_s"] = round(st.elapsed_s, 3)
-            append_jsonl(self.out / "metrics.jsonl", row)
+            record.append_metrics(self.out, row)
             self._rows_cache.append(row)
             st.window = _Window()
             self.checkpoint()
@@ -601,18 +474,15 @@ class Trainer:
 
     def _write_final_artifacts(self) -> None:
         if self.responses is not None:
-            atomic_write_json(self.out / "responses.json",
-                              {"layers": self.responses, "split": "test",
-                               "where": "after BN, before the nonlinearity (3x3 layers)",
-                               "iter": self.state.it})
+            record.write_responses(self.out, self.responses, self.state.it)
         fe = getattr(self, "final_eval", None)
         if fe is not None and fe.probs is not None:
             probs = fe.probs
             if probs.numel() > 10_000_000:
                 probs = probs.half()
-            atomic_torch_save(self.out / "predictions.pt",
-                              {"probs": probs, "targets": fe.targets, "view": self.r.test_mode,
-                               "data": self.r.data, "n": int(fe.n)})
+            record.write_predictions(self.out, {"probs": probs, "targets": fe.targets,
+                                                "view": self.r.test_mode, "data": self.r.data,
+                                                "n": int(fe.n)})
 
     def _diverged(self, at: int, value: float) -> dict:
         self._seg_end()
@@ -628,15 +498,6 @@ class Trainer:
 
 # --------------------------------------------------------------------------- API
 
-def _check_fresh(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise RunError(f"--out {out} exists and is not a folder")
-    present = [f for f in RECORD_FILES if (out / f).exists()]
-    if present:
-        raise RunError(f"{out} already holds a run record ({', '.join(present)}); choose another "
-                       f"--out, or continue it with: resdsl train --resume {out}")
-
-
 def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> dict:
     """Set up and run. A run that cannot start (bad data folder, unsupported option) raises
     before anything is written, so the same --out can be used again once it is fixed."""
@@ -648,43 +509,20 @@ def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> di
         trainer.dist.close()
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, *, on_eval: OnEval | None = None,
-          progress: bool = True, quiet: bool = False) -> dict:
+def train(cfg: TrainConfig | ResolvedConfig, out_dir: str | Path, *,
+          on_eval: OnEval | None = None, progress: bool = True, quiet: bool = False) -> dict:
     """Train ``cfg`` and write its run record into ``out_dir``; return the summary dict.
 
+    ``cfg`` is a request, or one already resolved (``resolve``), which is not checked again.
     ``on_eval(row)`` gets each metrics.jsonl row (not the final one); returning True stops the
     run with status "pruned". ``progress``: a rich progress bar on a terminal (else one line per
     evaluation on stderr); ``quiet``: print nothing.
     """
-    r = resolve(cfg)
+    r = cfg if isinstance(cfg, ResolvedConfig) else resolve(cfg)
     out = Path(out_dir)
     if int(os.environ.get("RANK", "0")) == 0:
-        _check_fresh(out)
+        record.check_fresh(out)
     return _run(r, out, on_eval, progress, quiet, resuming=False)
-
-
-def read_run_config(run_dir: Path) -> dict:
-    """config.json of a run record, or a RunError saying why it cannot be read."""
-
-    path = Path(run_dir) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{run_dir}: not a run record (no config.json)") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise RunError(f"{path}: cannot read it ({e})") from None
-
-
-def load_request(run_dir: str | Path) -> TrainConfig:
-    """The TrainConfig a run record was started with."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    cfg = read_run_config(run_dir)
-    if cfg.get("kind") == "ensemble":
-        raise RunError(f"{run_dir} is an ensemble record; there is nothing to resume")
-    if not isinstance(cfg.get("request"), dict):
-        raise RunError(f"{path} has no 'request' entry; it was not written by resdsl train")
-    return TrainConfig.from_json(cfg["request"])
 
 
 def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool = True,
@@ -694,11 +532,8 @@ def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool
 
     run_dir = Path(run_dir)
     request = load_request(run_dir)
-    try:
-        status = json.loads((run_dir / "summary.json").read_text()).get("status")
-    except (OSError, json.JSONDecodeError):
-        status = None
-    if status in ("completed", "diverged", "pruned"):
+    status = (record.read_summary(run_dir) or {}).get("status")
+    if status in record.FINISHED:
         raise RunError(f"{run_dir}: the run is {status}; there is nothing to resume")
     r = resolve(request)
     return _run(r, run_dir, on_eval, progress, quiet, resuming=True)
