@@ -402,6 +402,7 @@ def _run_local(plan, deadline: float | None) -> None:
 
 # --------------------------------------------------------------------------- the command
 
+@opt.with_train_options(exclude=("seed", "sync_bn"), aliases=False)  # --workers: trials at once
 def sweep_command(
     ctx: typer.Context,
     spec: str = typer.Argument(..., help="A .net file, or the name of a shipped spec."),
@@ -420,27 +421,9 @@ def sweep_command(
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
     workers: int = typer.Option(1, "--workers", help="Trials run at once on this machine (processes; CPU threads are split)."),
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Reuse completed runs with the same content hash."),
-    recipe: opt.Recipe = "cifar",
-    data: opt.Data = None,
-    data_dir: opt.DataDir = None,
-    iters: opt.Iters = None,
-    epochs: opt.Epochs = None,
-    batch_size: opt.BatchSize = None,
-    lr: opt.Lr = None,
-    milestones: opt.Milestones = None,
-    momentum: opt.Momentum = None,
-    weight_decay: opt.WeightDecay = None,
-    warmup: opt.Warmup = None,
-    val_split: Optional[int] = typer.Option(None, "--val-split", help="Validation images held out of the training set (default when the objective is the validation error: 5000 for CIFAR-10, a tenth of synthetic data)."),
-    device: opt.Device = "auto",
-    amp: opt.Amp = None,
-    compile: opt.Compile = False,
-    eval_every: opt.EvalEvery = None,
-    test_mode: opt.TestMode = None,
-    subset: opt.Subset = None,
-    loader_workers: Optional[int] = typer.Option(None, "--loader-workers", help="Image decoding processes per run (ImageNet)."),
-    input: opt.Input = None,
-    set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Fix a spec parameter."),
+    set_: opt.SetParam = None,
+    *,
+    train_options: dict,
 ):
     """Train many configurations of one spec as one Optuna study, with a table at the end.
 
@@ -475,7 +458,7 @@ def sweep_command(
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
     """
     from resdsl.analysis import summarize  # noqa: F401  (fail early if the spec layer is broken)
-    from resdsl.spec import load_network, parse_input_shape
+    from resdsl.spec import load_network
     from resdsl.sweep.space import build_space, parse_objective
     from resdsl.sweep.study import (
         SweepPlan, covers, make_storage, open_study, prepare, quiet_optuna, storage_lock,
@@ -498,19 +481,22 @@ def sweep_command(
     params_limit = parse_count("--max-params", max_params)
 
     overrides = parse_spec_overrides(ctx.args, set_)
-    shape = parse_input_shape(input) if input else None
+    shape = train_options["input_shape"]
     spec_arg = str(Path(spec).resolve()) if Path(spec).is_file() else spec
     net = load_network(spec_arg, overrides, shape)
 
+    recipe = train_options["recipe"]
     recipe_name = recipe.strip().lower()
     if recipe_name not in RECIPES:
         guess = did_you_mean(recipe_name, list(RECIPES))
         raise SweepError(f"--recipe {recipe!r}: choose one of {', '.join(RECIPES)}"
                          + (f" (did you mean {guess!r}?)" if guess else ""))
+    data = train_options["data"]
     data_name = data if data is not None else RECIPES[recipe_name]["data"]
     metrics_text = objective
     wants_val = any(p.strip().lower() in ("error", "err", "val", "val_err", "val_top5_err")
                     for p in metrics_text.split(","))
+    val_split = train_options["val_split"]
     if val_split is None and wants_val and data_name != "imagenet":
         if data_name == "synthetic":
             val_split = max(1, synthetic_sizes(tuple(net.input_shape), net.num_classes)[0] // 10)
@@ -520,12 +506,7 @@ def sweep_command(
     if "test_err" in obj.metrics and data_name != "imagenet":
         err_console.print("resdsl: warning: optimising the test error tunes the configuration on "
                           "the test set; its test error is then an optimistic estimate")
-    train_kw = dict(recipe=recipe_name, data=data, data_dir=data_dir, iters=iters, epochs=epochs,
-                    batch_size=batch_size, lr=lr, milestones=opt.parse_milestones(milestones),
-                    momentum=momentum, weight_decay=weight_decay, warmup=warmup,
-                    val_split=val_split, device=device, amp=amp, compile=compile,
-                    eval_every=eval_every, test_mode=test_mode, subset=subset,
-                    workers=loader_workers, input_shape=shape)
+    train_kw = dict(train_options, recipe=recipe_name, val_split=val_split)
     base = resolve(TrainConfig(spec=spec_arg, overrides=overrides, **train_kw))
 
     if sampler is None:
@@ -544,7 +525,7 @@ def sweep_command(
             resolve(TrainConfig(spec=spec_arg, overrides=overrides, **kw))
 
     space = build_space(net, list(grid or []), overrides, sampler, seeds, validate)
-    if any(d.name in ("iters", "epochs") for d in space.dims) and (iters is not None and epochs is not None):
+    if any(d.name in ("iters", "epochs") for d in space.dims) and (train_kw["iters"] is not None and train_kw["epochs"] is not None):
         raise SweepError("give --iters or --epochs, not both")
     if sampler != "grid" and trials is None and timeout is None:
         raise SweepError(f"--sampler {sampler} needs --trials N (or --timeout SECONDS) to know "

@@ -60,35 +60,16 @@ def _print_summary(s: dict, out: Path) -> None:
     console.print(f"run record: {out}", highlight=False)
 
 
+@opt.with_train_options()
 def train_command(
     ctx: typer.Context,
     spec: Optional[str] = typer.Argument(None, help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
-    recipe: opt.Recipe = "cifar",
-    data: opt.Data = None,
-    data_dir: opt.DataDir = None,
-    iters: opt.Iters = None,
-    epochs: opt.Epochs = None,
-    batch_size: opt.BatchSize = None,
-    lr: opt.Lr = None,
-    milestones: opt.Milestones = None,
-    momentum: opt.Momentum = None,
-    weight_decay: opt.WeightDecay = None,
-    seed: int = typer.Option(0, "--seed", help="Random seed (initialization and data order)."),
-    device: opt.Device = "auto",
-    amp: opt.Amp = None,
-    compile: opt.Compile = False,
-    eval_every: opt.EvalEvery = None,
-    val_split: Optional[int] = typer.Option(None, "--val-split", help="Hold out N training images for validation (5000: the 45k/5k split)."),
-    warmup: opt.Warmup = None,
-    test_mode: opt.TestMode = None,
-    subset: opt.Subset = None,
-    workers: Optional[int] = typer.Option(None, "--workers", help="Image decoding processes (ImageNet)."),
-    sync_bn: bool = typer.Option(False, "--sync-bn", help="Synchronize BN statistics across processes (torchrun)."),
-    input: opt.Input = None,
     out: Optional[Path] = typer.Option(None, "--out", help="Run record folder (default reports/runs/<spec>-<params>-s<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar; one log line per evaluation."),
     set_: opt.SetParam = None,
+    *,
+    train_options: dict,
 ):
     """Train a spec with the paper's recipe and write a run record.
 
@@ -108,7 +89,6 @@ def train_command(
 
       torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --set n=9   (torchrun reads --n itself)
     """
-    from resdsl.spec import parse_input_shape
     from resdsl.train import TrainConfig, resolve
     from resdsl.train import resume as resume_run
     from resdsl.train import train as train_run
@@ -127,15 +107,7 @@ def train_command(
             raise RunError("give a spec to train (e.g. resdsl train specs/cifar_6n2.net --n 3) "
                            "or --resume RUN_DIR")
         overrides = parse_spec_overrides(ctx.args, set_)
-        cfg = TrainConfig(
-            spec=spec, overrides=overrides, recipe=recipe, data=data, data_dir=data_dir,
-            iters=iters, epochs=epochs, batch_size=batch_size, lr=lr,
-            milestones=opt.parse_milestones(milestones), momentum=momentum, weight_decay=weight_decay,
-            warmup=warmup, val_split=val_split, seed=seed, device=device, amp=amp,
-            compile=compile, eval_every=eval_every, test_mode=test_mode, subset=subset,
-            workers=workers, input_shape=parse_input_shape(input) if input else None,
-            sync_bn=sync_bn)
-        resolved = resolve(cfg)  # fail fast, before choosing a folder
+        resolved = resolve(TrainConfig(spec=spec, overrides=overrides, **train_options))
         if out is None:
             out = default_out(resolved.net.name, resolved.net.params, resolved.seed)
         if _is_nonempty_dir(out) and int(os.environ.get("RANK", "0")) == 0:
@@ -143,7 +115,7 @@ def train_command(
                            f"there with: resdsl train --resume {out}")
         out_dir = out
         try:
-            summary = train_run(cfg, out, progress=not quiet)
+            summary = train_run(resolved, out, progress=not quiet)
         except KeyboardInterrupt:
             _interrupted(out_dir)
     if int(os.environ.get("RANK", "0")) != 0:

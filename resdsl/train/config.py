@@ -21,10 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any
 
 from resdsl.errors import ResdslError, RunError, did_you_mean
+from resdsl.train.options import FIELDS
 
 RECIPES: dict[str, dict[str, Any]] = {
     "cifar": {
@@ -62,34 +63,8 @@ SYNTHETIC_TEST = 1000
 SYNTHETIC_BYTES = 200_000_000
 
 
-@dataclass
-class TrainConfig:
-    """A training request. ``None`` fields take the recipe's value."""
-
-    spec: str
-    overrides: dict = field(default_factory=dict)
-    recipe: str = "cifar"
-    data: str | None = None
-    data_dir: str | None = None
-    iters: int | None = None
-    epochs: float | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    milestones: list[int] | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    warmup: str | None = None
-    val_split: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: str | None = None
-    compile: bool = False
-    eval_every: int | None = None
-    test_mode: str | None = None
-    subset: int | None = None
-    workers: int | None = None
-    input_shape: tuple | None = None
-    sync_bn: bool = False
+class _TrainConfigJson:
+    """JSON form of a ``TrainConfig`` (config.json's ``request``, used by ``--resume``)."""
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -104,6 +79,25 @@ class TrainConfig:
         if kw.get("input_shape") is not None:
             kw["input_shape"] = tuple(kw["input_shape"])
         return cls(**kw)
+
+
+# A training request: the spec, its parameter overrides, then one attribute per training field
+# (resdsl.train.options.FIELDS). ``None`` fields take the recipe's value.
+TrainConfig = make_dataclass(
+    "TrainConfig",
+    [("spec", str), ("overrides", dict, field(default_factory=dict))]
+    + [(f.name, f.type if f.default is not None else f.type | None, field(default=f.default))
+       for f in FIELDS],
+    bases=(_TrainConfigJson,))
+TrainConfig.__module__ = __name__
+TrainConfig.__doc__ = "A training request. ``None`` fields take the recipe's value."
+
+
+def load_request(run_dir) -> TrainConfig:
+    """The TrainConfig a run record was started with (``--resume``, ensembles)."""
+    from resdsl.record import read_request
+
+    return TrainConfig.from_json(read_request(run_dir))
 
 
 @dataclass
@@ -157,15 +151,11 @@ class ResolvedConfig:
         return out
 
     def recipe_json(self) -> dict:
-        """The ``recipe`` object of config.json (docs/ARCHITECTURE.md)."""
+        """The ``recipe`` object of config.json (docs/ARCHITECTURE.md): every recorded field's
+        resolved value, and what the recipe derives from them."""
         return {
-            "name": self.recipe, "data": self.data, "iters": self.iters, "epochs": self.epochs,
-            "full_iters": self.full_iters, "batch_size": self.batch_size, "lr": self.lr,
-            "schedule": self.schedule, "milestones": self.milestones, "plateau": self.plateau,
-            "momentum": self.momentum, "weight_decay": self.weight_decay, "warmup": self.warmup,
-            "val_split": self.val_split, "seed": self.seed, "amp": self.amp,
-            "compile": self.compile, "test_mode": self.test_mode, "subset": self.subset,
-            "eval_every": self.eval_every, "sync_bn": self.sync_bn,
+            **{f.record: getattr(self, f.name) for f in FIELDS if f.record},
+            "full_iters": self.full_iters, "schedule": self.schedule, "plateau": self.plateau,
             "augment": ("pad 4, random 32x32 crop, flip; per-pixel mean" if self.data != "imagenet"
                         else "scale [256, 480], random crop, flip, PCA colour; per-pixel mean"),
         }
@@ -341,20 +331,16 @@ def resolve(cfg: TrainConfig) -> ResolvedConfig:
 def hash_payload(r: ResolvedConfig) -> dict:
     """What the content hash covers, as a JSON-able dict."""
     net = r.net
+    recipe = {f.record: getattr(r, f.name) for f in FIELDS if f.hashed and f.name != "seed"}
+    recipe.update(schedule=r.schedule, plateau=r.plateau)
+    if r.warmup is not None:   # the reason is an explanation, not a value
+        recipe["warmup"] = {k: v for k, v in r.warmup.items() if k != "why"}
     return {
         "sources": sorted(net.sources.values()),
         "network": net.name,
         "params": {k: net.params[k] for k in sorted(net.params)},
         "input_shape": list(net.input_shape),
-        "recipe": {
-            "name": r.recipe, "data": r.data, "iters": r.iters, "epochs": r.epochs,
-            "batch_size": r.batch_size, "lr": r.lr, "schedule": r.schedule,
-            "milestones": r.milestones, "plateau": r.plateau, "momentum": r.momentum,
-            "weight_decay": r.weight_decay,
-            "warmup": None if r.warmup is None else {k: v for k, v in r.warmup.items() if k != "why"},
-            "val_split": r.val_split, "amp": r.amp, "test_mode": r.test_mode,
-            "subset": r.subset, "sync_bn": r.sync_bn,
-        },
+        "recipe": recipe,
         "seed": r.seed,
     }
 

@@ -1,40 +1,20 @@
-"""Command-line options shared by `resdsl train` and `resdsl sweep`: one definition, one help text."""
+"""The training options: one list of fields, the single source of the ``resdsl train`` and
+``resdsl sweep`` options, of ``TrainConfig`` (train/config.py), and of what enters the run
+record's ``recipe`` and the content hash. A new option is one more ``Field`` here (plus its
+check in ``resolve`` when it needs one).
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
-from pathlib import Path
-from typing import Annotated, Optional
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
 from resdsl.errors import RunError
-
-Recipe = Annotated[str, typer.Option("--recipe", help="The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4).")]
-Data = Annotated[Optional[str], typer.Option("--data", help="cifar10, imagenet or synthetic (default: the recipe's).")]
-DataDir = Annotated[Optional[str], typer.Option(
-    "--data-dir", help="Data folder (CIFAR-10 batches, or ImageNet train/ and val/).")]
-Iters = Annotated[Optional[int], typer.Option("--iters", help="Training iterations (cifar: 64000).")]
-Epochs = Annotated[Optional[float], typer.Option("--epochs", help="Training length in epochs instead of --iters.")]
-BatchSize = Annotated[Optional[int], typer.Option("--batch-size", help="Mini-batch size (cifar 128, imagenet 256).")]
-Lr = Annotated[Optional[float], typer.Option("--lr", help="Learning rate (0.1).")]
-Milestones = Annotated[Optional[str], typer.Option(
-    "--milestones", metavar="I,J", help="Iterations where lr is divided by 10, e.g. 32000,48000.")]
-Momentum = Annotated[Optional[float], typer.Option("--momentum", help="SGD momentum (0.9).")]
-WeightDecay = Annotated[Optional[float], typer.Option("--weight-decay", help="Weight decay (1e-4).")]
-Warmup = Annotated[Optional[str], typer.Option(
-    "--warmup", help="auto (the 110-layer rule), off, or a number of iterations at lr/10.")]
-Device = Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps.")]
-Amp = Annotated[Optional[str], typer.Option("--amp", help="Mixed precision: bf16 (CPU/CUDA) or fp16 (CUDA).")]
-Compile = Annotated[bool, typer.Option("--compile", help="Compile the model with torch.compile.")]
-EvalEvery = Annotated[Optional[int], typer.Option(
-    "--eval-every", help="Evaluate (and checkpoint) every N iterations; a sweep's pruner steps.")]
-TestMode = Annotated[Optional[str], typer.Option(
-    "--test-mode", help="single (CIFAR); center, 10crop or multiscale (ImageNet).")]
-Subset = Annotated[Optional[int], typer.Option("--subset", help="Train on N training images only.")]
-Input = Annotated[Optional[str], typer.Option("--input", metavar="CxHxW", help="Input shape, e.g. 3x32x32.")]
-SetParam = Annotated[Optional[list[str]], typer.Option("--set", metavar="NAME=VALUE", help="Set a spec parameter.")]
-OutDir = Optional[Path]
 
 
 def parse_milestones(text: str | None) -> list[int] | None:
@@ -49,3 +29,132 @@ def parse_milestones(text: str | None) -> list[int] | None:
     except ValueError:
         raise RunError(f"--milestones {text!r}: expected iterations separated by commas, "
                        "e.g. 32000,48000") from None
+
+
+def _parse_input(text: str | None) -> tuple | None:
+    from resdsl.spec import parse_input_shape
+
+    return parse_input_shape(text) if text else None
+
+
+@dataclass(frozen=True)
+class Field:
+    """One training option.
+
+    ``type`` is the value's type in ``TrainConfig`` (None allowed where ``default`` is None);
+    ``cli_type`` the type the command line gives, turned into the value by ``parse``.
+    ``record``: the key of the field in config.json's ``recipe`` (None: not recorded there);
+    ``hashed``: whether the value decides the result of a run (content hash).
+    ``aliases``: older spellings of the flag, accepted by ``resdsl train``.
+    """
+
+    name: str
+    type: Any
+    default: Any
+    flag: str
+    help: str
+    metavar: str | None = None
+    cli_type: Any = None
+    parse: Callable[[Any], Any] | None = None
+    record: str | None = None
+    hashed: bool = False
+    aliases: tuple[str, ...] = ()
+
+    def annotation(self) -> Any:
+        t = self.cli_type or self.type
+        return Optional[t] if self.default is None else t
+
+
+FIELDS: tuple[Field, ...] = (
+    Field("recipe", str, "cifar", "--recipe",
+          "The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4).", record="name", hashed=True),
+    Field("data", str, None, "--data", "cifar10, imagenet or synthetic (default: the recipe's).",
+          record="data", hashed=True),
+    Field("data_dir", str, None, "--data-dir",
+          "Data folder (CIFAR-10 batches, or ImageNet train/ and val/)."),
+    Field("iters", int, None, "--iters", "Training iterations (cifar: 64000).",
+          record="iters", hashed=True),
+    Field("epochs", float, None, "--epochs", "Training length in epochs instead of --iters.",
+          record="epochs", hashed=True),
+    Field("batch_size", int, None, "--batch-size", "Mini-batch size (cifar 128, imagenet 256).",
+          record="batch_size", hashed=True),
+    Field("lr", float, None, "--lr", "Learning rate (0.1).", record="lr", hashed=True),
+    Field("milestones", list, None, "--milestones",
+          "Iterations where lr is divided by 10, e.g. 32000,48000.", metavar="I,J", cli_type=str,
+          parse=parse_milestones, record="milestones", hashed=True),
+    Field("momentum", float, None, "--momentum", "SGD momentum (0.9).", record="momentum",
+          hashed=True),
+    Field("weight_decay", float, None, "--weight-decay", "Weight decay (1e-4).",
+          record="weight_decay", hashed=True),
+    Field("warmup", str, None, "--warmup",
+          "auto (the 110-layer rule), off, or a number of iterations at lr/10.", record="warmup",
+          hashed=True),
+    Field("val_split", int, None, "--val-split",
+          "Hold out N training images for validation (5000: the 45k/5k split). A sweep whose "
+          "objective is the validation error holds out 5000 CIFAR-10 images, or a tenth of "
+          "synthetic data, unless told.", record="val_split", hashed=True),
+    Field("seed", int, 0, "--seed", "Random seed (initialization and data order).",
+          record="seed", hashed=True),
+    Field("device", str, "auto", "--device",
+          "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
+    Field("amp", str, None, "--amp", "Mixed precision: bf16 (CPU/CUDA) or fp16 (CUDA).",
+          record="amp", hashed=True),
+    Field("compile", bool, False, "--compile", "Compile the model with torch.compile.",
+          record="compile"),
+    Field("eval_every", int, None, "--eval-every",
+          "Evaluate (and checkpoint) every N iterations; a sweep's pruner steps.",
+          record="eval_every"),
+    Field("test_mode", str, None, "--test-mode",
+          "single (CIFAR); center, 10crop or multiscale (ImageNet).", record="test_mode",
+          hashed=True),
+    Field("subset", int, None, "--subset", "Train on N training images only.", record="subset",
+          hashed=True),
+    Field("workers", int, None, "--loader-workers",
+          "Image decoding processes per run (ImageNet).", aliases=("--workers",)),
+    Field("input_shape", tuple, None, "--input", "Input shape, e.g. 3x32x32.", metavar="CxHxW",
+          cli_type=str, parse=_parse_input),
+    Field("sync_bn", bool, False, "--sync-bn",
+          "Synchronize BN statistics across processes (torchrun).", record="sync_bn", hashed=True),
+)
+PREFIX = "train__"   # of the command parameters with_train_options adds
+
+SetParam = Annotated[Optional[list[str]], typer.Option(
+    "--set", metavar="NAME=VALUE", help="Set a spec parameter (as --NAME VALUE does).")]
+
+
+def with_train_options(*, exclude: tuple[str, ...] = (), aliases: bool = True):
+    """Give a typer command every training option (but ``exclude``) after its own parameters;
+    the command receives their values, parsed, as one dict ``train_options`` (field -> value).
+    ``aliases``: accept the fields' older flag spellings too (not where they clash)."""
+    chosen = [f for f in FIELDS if f.name not in exclude]
+
+    def decorate(command):
+        sig = inspect.signature(command, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "train_options"]
+        added = []
+        for f in chosen:
+            decls = (f.flag, *(f.aliases if aliases else ()))
+            option = typer.Option(f.default, *decls, help=f.help, metavar=f.metavar)
+            # a prefixed name: the command's own parameters may be named like a field (sweep's
+            # --workers); users only ever see the flags
+            added.append(inspect.Parameter(PREFIX + f.name, inspect.Parameter.KEYWORD_ONLY,
+                                           default=option, annotation=f.annotation()))
+        # keyword-only parameters must follow the others: keep the command's own ones first
+        params = ([p for p in own if p.kind != inspect.Parameter.KEYWORD_ONLY] + added
+                  + [p for p in own if p.kind == inspect.Parameter.KEYWORD_ONLY])
+
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            values = {}
+            for f in chosen:
+                v = kwargs.pop(PREFIX + f.name)
+                values[f.name] = f.parse(v) if f.parse is not None and v is not None else v
+            return command(*args, train_options=values, **kwargs)
+
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params
+                                   if p.annotation is not inspect.Parameter.empty}
+        return wrapper
+
+    return decorate
+
