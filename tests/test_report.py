@@ -487,3 +487,83 @@ def test_html_to_stdout(records):
     r = CliRunner().invoke(_app(), ["report", str(records), "--format", "html", "--filter", "kind=trial"])
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("<!DOCTYPE html>") and r.stdout.count("data:image/png;base64,") == 2
+
+
+# ---------------------------------------------------------------- records written by real training
+
+# The paper's CIFAR ResNet, with its shortcut parameter named otherwise: the report places runs by
+# the shortcut option the checked network has, not by a parameter's name.
+RENAMED_SPEC = """
+import "prelude"
+param n = 3 in 1..200
+param sc = "A" in ["none", "A", "B", "C"]
+network renamed_resnet {
+  input 3x32x32
+  classes 10
+  stem conv1 { conv(4, 3); bn; relu }
+  stage conv2_x: basic(4, shortcut=sc) x n
+  stage conv3_x: basic(8, shortcut=sc) x n stride 2
+  stage conv4_x: basic(16, shortcut=sc) x n stride 2
+  head { avgpool; fc(classes) }
+}
+"""
+
+
+def _train(args: list[str]) -> dict:
+    from resdsl.cli import app
+
+    r = CliRunner().invoke(app, ["train", *args, "--iters", "4", "--batch-size", "16",
+                                 "--eval-every", "4", "--quiet"])
+    assert r.exit_code == 0, r.output
+    out = Path(args[args.index("--out") + 1])
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_real_training_records_land_in_table6(tmp_path, monkeypatch):
+    """`resdsl train` on a tiny CIFAR-10 folder, then Table 6 from its records: a drift between
+    what the runner writes and what the report reads fails here."""
+    from cifar_folder import write_cifar
+
+    monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
+    write_cifar(tmp_path / "data")
+    spec = tmp_path / "renamed.net"
+    spec.write_text(RENAMED_SPEC)
+    root = tmp_path / "reports"
+    data = ["--data-dir", str(tmp_path / "data")]
+    res = _train(["cifar_6n2", "--n", "3", "--width", "4", *data, "--out", str(root / "r20")])
+    plain = _train([str(spec), "--sc", "none", *data, "--out", str(root / "plain20")])
+    cfg = json.loads((root / "plain20" / "config.json").read_text())
+    assert cfg["spec"]["shortcut"] == "none" and "shortcut" not in cfg["spec"]["params"]
+    assert cfg["spec"]["block"] == "basic" and cfg["spec"]["depth"] == 20
+
+    t = table6(load_runs(root).runs)
+    r20 = t.frame[(t.frame["method"] == "ResNet") & (t.frame["layers"] == "20")].iloc[0]
+    assert r20["error (ours)"] == f"{100 * res['final']['test_err']:.2f}*"     # * reduced budget
+    assert r20["runs"] == "1" and r20["params (ours)"] == fmt_millions(res["params"])
+    assert r20["Δ"] == f"{100 * res['final']['test_err'] - 8.75:+.2f}*"
+    p20 = t.frame[(t.frame["method"] == "plain") & (t.frame["layers"] == "20")].iloc[0]
+    assert p20["error (ours)"] == f"{100 * plain['final']['test_err']:.2f}*"
+    assert p20["runs"] == "1"
+    assert any(n.startswith("* reduced budget") and "4 iterations at batch 16" in n for n in t.notes)
+
+
+def test_shortcut_option_comes_from_the_network():
+    from resdsl.analysis import shortcut_option
+    from resdsl.spec import load_network
+
+    assert [shortcut_option(load_network("cifar_6n2", {"shortcut": s})) for s in
+            ("none", "A", "B", "C")] == ["none", "A", "B", "C"]
+    assert shortcut_option(load_network(RENAMED_SPEC, {"sc": "B"})) == "B"
+    assert shortcut_option(load_network("resnet50")) == "B"
+    # identity joins inside a stage, an explicit projection branch where it downsamples
+    assert shortcut_option(load_network("cifar_preact")) == "branch+identity"
+
+
+def test_old_records_without_a_recorded_shortcut_use_the_spec_parameter(tmp_path):
+    write_run(tmp_path, "old", name="cifar_resnet", shortcut=None, spec_params={"shortcut": "b"})
+    write_run(tmp_path, "new", name="renamed", shortcut="C", spec_params={"sc": "C"})
+    write_run(tmp_path, "unknown", name="mystery", shortcut=None)
+    runs = load_runs(tmp_path).runs.set_index("run_dir")
+    assert runs.loc["old", "shortcut"] == "B"
+    assert runs.loc["new", "shortcut"] == "C"
+    assert pd.isna(runs.loc["unknown", "shortcut"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -19,6 +18,8 @@ import torch
 from resdsl.errors import RunError
 from resdsl.train import TrainConfig, config_hash, resolve, resume, train
 from resdsl.train.schedule import Schedule
+
+from cifar_folder import write_cifar
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = str(REPO / "specs" / "cifar_6n2.net")
@@ -317,6 +318,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
         assert torch.equal(wa[k], wb[k]), k
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     args = TINY_ARGS + ["--iters", "240", "--eval-every", "60", "--quiet"]
     ref = run_cli(args + ["--out", "ref"], tmp_path)
@@ -333,6 +335,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     _assert_same_run(tmp_path / "ref", killed)
 
 
+@pytest.mark.slow
 def test_sigint_checkpoints_interrupted_and_resumes(tmp_path):
     args = TINY_ARGS + ["--iters", "100000", "--eval-every", "20", "--quiet"]
     proc = cli(args + ["--out", "int"], tmp_path)
@@ -350,11 +353,11 @@ def test_sigint_checkpoints_interrupted_and_resumes(tmp_path):
 
 def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
     """A KeyboardInterrupt at an iteration boundary (not at an evaluation) resumes exactly."""
-    import resdsl.train.runner as runner
+    from resdsl.train import signals
 
     train(tiny(iters=90, eval_every=30), tmp_path / "ref", quiet=True)
 
-    class FakeStop(runner._StopFlag):
+    class FakeStop(signals.StopFlag):
         """The signal handler's flag, reading "hit" at the 45th check (before iteration 45)."""
 
         reads = 0
@@ -368,14 +371,20 @@ def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
         def hit(self, value):
             pass
 
-    monkeypatch.setattr(runner, "_StopFlag", FakeStop)
+    monkeypatch.setattr(signals, "StopFlag", FakeStop)
     with pytest.raises(KeyboardInterrupt):
         train(tiny(iters=90, eval_every=30), tmp_path / "b", quiet=True)
     monkeypatch.undo()
     s = read(tmp_path / "b" / "summary.json")
     assert s["status"] == "interrupted" and s["iters_done"] == 44
-    resume(tmp_path / "b", quiet=True)
+    done = resume(tmp_path / "b", quiet=True)
     _assert_same_run(tmp_path / "ref", tmp_path / "b")
+    # summary.json reports the whole run, not the last segment: wall time of both segments,
+    # throughput over every image trained (each once)
+    ck = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
+    assert done["wall_s"] > s["wall_s"] > 0
+    assert ck["images"] == 90 * 32
+    assert done["images_per_s"] == pytest.approx(ck["images"] / ck["train_s_total"])
 
 
 def test_resume_refuses_finished_and_missing(runs, tmp_path):
@@ -450,22 +459,6 @@ def test_cli_trains_and_prints_summary(monkeypatch, capsys, tmp_path):
 
 # --------------------------------------------------------------------------- CIFAR-10 files
 
-def write_cifar(parent: Path, n: int = 64, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    folder = parent / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        labels = rng.integers(0, 10, n).tolist()
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        (folder / name).write_bytes(pickle.dumps({b"batch_label": name.encode(), b"labels": labels,
-                                                  b"data": data, b"filenames": [b"x"] * n},
-                                                 protocol=2))
-    meta = {b"label_names": [c.encode() for c in ("airplane", "automobile", "bird", "cat", "deer",
-                                                  "dog", "frog", "horse", "ship", "truck")]}
-    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
-    return folder
-
-
 def test_cifar10_folder(tmp_path, monkeypatch):
     monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
     folder = write_cifar(tmp_path / "data")
@@ -517,6 +510,7 @@ def test_ensemble_recomputes_without_predictions(runs, tmp_path):
         ensemble([r0], tmp_path / "c")
 
 
+@pytest.mark.slow
 def test_ddp_two_processes_gloo(tmp_path):
     out = tmp_path / "ddp"
     res = subprocess.run(
@@ -627,3 +621,161 @@ def test_resume_at_an_evaluation_point_evaluates_it(runs, tmp_path):
     assert [r["iter"] for r in again] == [40, 80, 120]
     assert again[-1]["test_err"] == rows[-1]["test_err"]
     assert (run / "responses.json").exists()
+
+
+# --------------------------------------------------------------------------- ensemble members
+
+def _copy_run(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_ensemble_refuses_members_that_are_not_completed(runs, tmp_path, monkeypatch, capsys):
+    (r0, _), (r1, _) = runs[0]
+    stopped = _copy_run(r1, tmp_path / "stopped")
+    s = read(stopped / "summary.json")
+    (stopped / "summary.json").write_text(json.dumps(dict(s, status="interrupted")))
+    running = _copy_run(r1, tmp_path / "running")
+    (running / "summary.json").write_text(json.dumps(dict(s, status="running")))
+    unsummarised = _copy_run(r1, tmp_path / "unsummarised")
+    (unsummarised / "summary.json").unlink()
+    code, out, err = run_main(["ensemble", str(r0), str(stopped), str(running), str(unsummarised),
+                               "--out", "ens"], monkeypatch, capsys, tmp_path)
+    assert code == 2 and "Traceback" not in err
+    assert "completed runs only" in err
+    assert f"{stopped}: interrupted" in err and f"{running}: running" in err
+    assert f"{unsummarised}: no readable summary.json" in err
+    assert str(r0) + ":" not in err                     # the completed member is not listed
+    assert not (tmp_path / "ens").exists()              # nothing written
+
+
+class _Opaque:
+    """Not a tensor nor plain data: torch.load(weights_only=True) refuses it."""
+
+
+@pytest.mark.parametrize("damage", ["garbage predictions", "code in predictions",
+                                    "garbage checkpoint", "predictions of another kind"])
+def test_ensemble_member_files_torch_refuses_are_a_message(runs, tmp_path, monkeypatch, capsys,
+                                                           damage):
+    (r0, _), (r1, _) = runs[0]
+    bad = _copy_run(r1, tmp_path / "bad")
+    if damage == "garbage predictions":
+        (bad / "predictions.pt").write_bytes(b"\x80\x02 not a torch file")
+        what = f"{bad / 'predictions.pt'}: cannot read the predictions"
+    elif damage == "code in predictions":
+        torch.save({"probs": _Opaque()}, bad / "predictions.pt")
+        what = f"{bad / 'predictions.pt'}: cannot read the predictions"
+    elif damage == "predictions of another kind":
+        torch.save({"probs": torch.zeros(3)}, bad / "predictions.pt")
+        what = f"{bad / 'predictions.pt'}: not the predictions of a run"
+    else:
+        (bad / "predictions.pt").unlink()
+        (bad / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
+        what = f"{bad / 'checkpoint.pt'}: cannot read the checkpoint"
+    code, out, err = run_main(["ensemble", str(r0), str(bad), "--out", "ens"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 2 and "Traceback" not in err, err
+    assert what in err
+    assert not (tmp_path / "ens").exists()
+
+
+# --------------------------------------------------------------------------- a stuck run
+
+# Runs `resdsl ARGS...` with the loss function replaced: at its STUCK_AT-th call it blocks for
+# good inside a native call that no signal interrupts (a self-deadlocked pthread mutex, as a
+# hung oneDNN barrier would), after writing "stuck" to FLAG.
+STUCK_HARNESS = '''
+import ctypes, sys
+from pathlib import Path
+
+import torch.nn.functional as F
+
+flag, stuck_at, args = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+real = F.cross_entropy
+calls = [0]
+
+
+def cross_entropy(*a, **kw):
+    calls[0] += 1
+    if calls[0] == stuck_at:
+        libc = ctypes.CDLL(None)
+        mutex = ctypes.create_string_buffer(64)
+        libc.pthread_mutex_init(mutex, None)
+        libc.pthread_mutex_lock(mutex)
+        flag.write_text("stuck")
+        libc.pthread_mutex_lock(mutex)
+        flag.write_text("returned")
+    return real(*a, **kw)
+
+
+F.cross_entropy = cross_entropy
+from resdsl.cli import main
+
+sys.argv = ["resdsl", *args]
+main()
+'''
+
+
+def _stuck_run(tmp_path: Path, signals_to_send: int, grace_s: str) -> tuple[Path, float, str]:
+    """Start a run that gets stuck at iteration 30 (checkpoint at 20), send SIGTERMs; return the
+    run folder, the seconds from the last signal to the exit, and stderr."""
+    harness = tmp_path / "harness.py"
+    harness.write_text(STUCK_HARNESS)
+    flag = tmp_path / "flag"
+    args = TINY_ARGS + ["--iters", "60", "--eval-every", "20", "--quiet", "--out", "stuck"]
+    e = env()
+    e["RESDSL_STOP_GRACE_S"] = grace_s
+    proc = subprocess.Popen([sys.executable, str(harness), str(flag), "30", *args], cwd=tmp_path,
+                            env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(flag, proc)
+    time.sleep(0.5)
+    for k in range(signals_to_send):
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3 if k + 1 < signals_to_send else 0)
+    t0 = time.time()
+    try:
+        _, err = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError("a stuck run did not end after SIGTERM")
+    assert proc.returncode == 130, err
+    assert flag.read_text() == "stuck"     # ended inside the native call, which never returned
+    return tmp_path / "stuck", time.time() - t0, err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the harness blocks on a glibc mutex")
+def test_second_sigterm_ends_a_stuck_run_as_interrupted_and_it_resumes(tmp_path):
+    run, took, err = _stuck_run(tmp_path, signals_to_send=2, grace_s="600")
+    assert took < 10, took
+    assert "Traceback" not in err and "second stop signal" in err
+    s = read(run / "summary.json")
+    assert s["status"] == "interrupted" and s["iters_done"] == 29
+    assert "second stop signal" in s["reason"] and "--resume" in s["reason"]
+    ck = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert ck["iter"] == 20                  # the last evaluation's checkpoint, intact
+    first_wall = s["wall_s"]
+    assert first_wall > ck["elapsed_s"]      # the segment ran on after its last checkpoint
+    res = run_cli(["train", "--resume", "stuck", "--quiet"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    done = read(run / "summary.json")
+    assert done["status"] == "completed" and done["iters_done"] == 60
+    # the whole run: both segments' wall time, throughput over every image trained
+    assert done["wall_s"] >= first_wall
+    end = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert end["images"] == 60 * 32
+    assert done["images_per_s"] == pytest.approx(end["images"] / end["train_s_total"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the harness blocks on a glibc mutex")
+def test_grace_period_ends_a_stuck_run_after_one_signal(tmp_path):
+    run, took, err = _stuck_run(tmp_path, signals_to_send=1, grace_s="1")
+    assert 0.5 < took < 10, took
+    assert "did not stop within 1 s" in err
+    s = read(run / "summary.json")
+    assert s["status"] == "interrupted" and "did not stop within 1 s" in s["reason"]
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iter"] == 20
+
