@@ -46,7 +46,8 @@ def _recompute(run_dir: Path, device: str) -> dict:
     req.device = device
     r = resolve(req)
     dev = pick_device(device)
-    model = compile_network(r.net).to(dev, memory_format=memory_format(dev))
+    model = compile_network(r.net)
+    model = model.to(dev, memory_format=memory_format(dev, model))
     ck = torch.load(ck_path, map_location="cpu", weights_only=True)
     model.load_state_dict(ck["model"])
     data = open_run_data(r, dev)

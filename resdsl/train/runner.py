@@ -245,7 +245,7 @@ class Trainer:
         self.netsum = summarize(r.net)
         torch.manual_seed(r.seed)
         model = compile_network(r.net)
-        self.fmt = memory_format(device)
+        self.fmt = memory_format(device, model)
         model = model.to(device, memory_format=self.fmt)
         self.data = open_run_data(r, device)
         self.r = r = r.with_iters(len(self.data.train))
