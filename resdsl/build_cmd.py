@@ -14,9 +14,10 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .analysis import NetSummary, summarize
-from .cli_common import console, parse_spec_overrides
+from .analysis import NetSummary, estimate_memory, summarize
+from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
+from .machine import available_host_memory, check_memory, memory_problem
 from .spec import load_network, parse_input_shape
 
 
@@ -104,6 +105,16 @@ def build_command(
     shape = parse_input_shape(input) if input else None
     net = load_network(spec, overrides, shape)
     summary = summarize(net)
+    memory = estimate_memory(net)
+    available = available_host_memory()
+    if onnx is not None:
+        check_memory("exporting this network to ONNX", memory.onnx_export(), available, memory.params)
+    else:
+        # build itself allocates nothing: say so, but do not fail
+        problem = memory_problem("a training step at batch 1", memory.training_step(1), available, memory.params)
+        if problem:
+            err_console.print(f"warning: {problem}: it cannot be trained (or exported) on this machine",
+                              style="yellow", highlight=False, markup=False, soft_wrap=True)
     if onnx is not None:
         from .compiler import compile_network
 

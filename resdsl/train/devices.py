@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from resdsl.errors import RunError
+from resdsl.machine import available_host_memory
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -31,6 +32,15 @@ def pick_device(name: str = "auto") -> torch.device:
         return torch.device(name)
     except RuntimeError as e:
         raise RunError(f"--device {name}: {e}") from None
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this process on ``device`` (None where it cannot be told, e.g. MPS)."""
+    if device.type == "cpu":
+        return available_host_memory()
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return None
 
 
 def device_name(device: torch.device) -> str:
