@@ -17,6 +17,7 @@ import typer
 from resdsl.cli_common import console, err_console, parse_spec_overrides
 from resdsl.errors import SweepError, did_you_mean
 from resdsl.io import atomic_write_text
+from resdsl.outputs import check_output_dir, check_sqlite_url
 from resdsl.train import options as opt
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -538,12 +539,10 @@ def sweep_command(
         study_name = _study_name(net.name, payload)
     if out is None:
         out = Path("reports") / "sweeps" / study_name
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir("--out", out, create=True)
     if storage is None:
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
+    check_sqlite_url("--storage", storage)
 
     threads = None
     if workers > 1:
