@@ -34,8 +34,9 @@ from resdsl.train.devices import memory_format, pick_device  # noqa: E402
 
 def bare(n: int, batch: int, iters: int, warm: int, device: torch.device) -> float:
     torch.manual_seed(0)
-    fmt = memory_format(device)
-    model = compile_network(load_network("cifar_6n2", {"n": n})).to(device, memory_format=fmt)
+    model = compile_network(load_network("cifar_6n2", {"n": n}))
+    fmt = memory_format(device, model)
+    model = model.to(device, memory_format=fmt)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     x = torch.randn(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt)
     y = torch.randint(0, 10, (batch,), device=device)

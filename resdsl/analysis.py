@@ -140,3 +140,51 @@ def _joins(seq: ir.Seq):
             yield item
         elif isinstance(item, ir.Seq):
             yield from _joins(item)
+
+
+# ----------------------------------------------------------------------------- memory
+
+FLOAT_BYTES = 4
+
+
+def _elements(shape: ir.Shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+@dataclass
+class MemoryEstimate:
+    """Bytes a network needs, read off the checked model before any tensor exists (fp32).
+
+    A lower bound in spirit: what cannot be avoided, not what an allocator adds on top, so a
+    refusal based on it is never a false alarm."""
+
+    params: int
+    weight_bytes: int          # parameters and BN running statistics
+    activation_bytes: int      # per image: every layer's output, as autograd keeps them for backward
+    peak_layer_bytes: int      # per image: the largest single layer output (inference needs two)
+    input_bytes: int           # per image
+
+    def training_step(self, batch: int) -> int:
+        """Weights, their gradients and SGD momentum, plus one batch's kept activations."""
+        return 3 * self.weight_bytes + batch * (self.activation_bytes + self.input_bytes)
+
+    def inference(self, batch: int = 1) -> int:
+        return self.weight_bytes + batch * (2 * self.peak_layer_bytes + self.input_bytes)
+
+    def onnx_export(self) -> int:
+        """The exporter traces a forward and holds the weights again in the serialized graph."""
+        return 2 * self.weight_bytes + self.inference(1)
+
+
+def estimate_memory(net: ir.Network) -> MemoryEstimate:
+    layers = [l for _, seq in net.seqs() for l in seq.layers()]
+    params = sum(layer_params(l) for l in layers)
+    buffers = sum(2 * l.in_shape[0] for l in layers if l.kind == "bn")
+    outputs = [_elements(l.out_shape) * FLOAT_BYTES for l in layers]
+    return MemoryEstimate(
+        params=params, weight_bytes=(params + buffers) * FLOAT_BYTES,
+        activation_bytes=sum(outputs), peak_layer_bytes=max(outputs, default=0),
+        input_bytes=_elements(net.input_shape) * FLOAT_BYTES)

@@ -14,9 +14,11 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from .analysis import NetSummary, summarize
-from .cli_common import console, parse_spec_overrides
+from .analysis import NetSummary, estimate_memory, summarize
+from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
+from .machine import available_host_memory, check_memory, memory_problem
+from .outputs import ONNX_MAGIC, check_output_file
 from .spec import load_network, parse_input_shape
 
 
@@ -85,6 +87,7 @@ def build_command(
     input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x320x320."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="PATH", help="Export the network to ONNX."),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Set a spec parameter."),
+    force: bool = typer.Option(False, "--force", help="Let --onnx replace a file that is not an ONNX model."),
 ):
     """Check a spec and print its architecture (Table 1 layout), parameters and multiply-adds.
 
@@ -103,7 +106,20 @@ def build_command(
     overrides = parse_spec_overrides(ctx.args, set_)
     shape = parse_input_shape(input) if input else None
     net = load_network(spec, overrides, shape)
+    if onnx is not None:
+        onnx = check_output_file("--onnx", onnx, inputs=[Path(p) for p in net.sources], kind="an ONNX model",
+                                 magic=ONNX_MAGIC, force=force)
     summary = summarize(net)
+    memory = estimate_memory(net)
+    available = available_host_memory()
+    if onnx is not None:
+        check_memory("exporting this network to ONNX", memory.onnx_export(), available, memory.params)
+    else:
+        # build itself allocates nothing: say so, but do not fail
+        problem = memory_problem("a training step at batch 1", memory.training_step(1), available, memory.params)
+        if problem:
+            err_console.print(f"warning: {problem}: it cannot be trained (or exported) on this machine",
+                              style="yellow", highlight=False, markup=False, soft_wrap=True)
     if onnx is not None:
         from .compiler import compile_network
 

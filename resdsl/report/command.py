@@ -17,6 +17,7 @@ from resdsl.report.figures import FigureSet, check_edf_param, figure_png, figure
 from resdsl.report.records import BadRun, RunSet, apply_filters, load_runs
 from resdsl.report.render import EXT, html_page, render, runs_csv, to_rich
 from resdsl.report.tables import PAPER_TABLES, Table, runs_table
+from resdsl.outputs import check_output_dir
 
 
 class Format(str, Enum):
@@ -133,6 +134,8 @@ def report_command(
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
     """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
     # Piped to a file or a log, a table is not squeezed into 80 columns.
+    if out is not None:
+        check_output_dir("--out", out)        # before reading anything: a wrong path costs nothing
     console = Console(width=None if sys.stdout.isatty() else 240)
     errc = Console(stderr=True)
     want_figures = out is not None or fmt == Format.html

@@ -6,7 +6,6 @@ import hashlib
 import json
 import math
 import os
-import signal
 import sys
 import threading
 import time
@@ -18,6 +17,7 @@ import typer
 from resdsl.cli_common import console, err_console, parse_spec_overrides
 from resdsl.errors import SweepError, did_you_mean
 from resdsl.io import atomic_write_text
+from resdsl.outputs import check_output_dir, check_sqlite_url
 from resdsl.train import options as opt
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -370,34 +370,11 @@ def print_pareto(study, plan) -> None:
 # --------------------------------------------------------------------------- workers
 
 def _run_local(plan, deadline: float | None) -> None:
-    """Run the queue with plan.workers workers: in this process for one, else subprocesses."""
-    from resdsl.sweep.study import start_workers, worker_loop
+    """Run the queue with plan.workers worker processes, watched (resdsl.sweep.supervise)."""
+    from resdsl.sweep.study import start_workers
+    from resdsl.sweep.supervise import run_workers
 
-    if plan.workers == 1:
-        worker_loop(plan, deadline)
-        return
-    procs = start_workers(plan, deadline, plan.workers)
-    try:
-        while any(p.poll() is None for p in procs):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        # a terminal's Ctrl-C reached the workers too; give them a moment to checkpoint
-        t0 = time.time()
-        while any(p.poll() is None for p in procs) and time.time() - t0 < 5:
-            time.sleep(0.2)
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(timeout=60)
-            except Exception:
-                p.terminate()
-        raise
-    bad = [p.returncode for p in procs if p.returncode not in (0, None)]
-    if bad:
-        err_console.print(f"resdsl: {len(bad)} worker process(es) ended with exit code "
-                          f"{', '.join(map(str, bad))}; re-run the sweep to retry their trials")
+    run_workers(plan, deadline, start_workers, err_console)
 
 
 # --------------------------------------------------------------------------- the command
@@ -543,12 +520,10 @@ def sweep_command(
         study_name = _study_name(net.name, payload)
     if out is None:
         out = Path("reports") / "sweeps" / study_name
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise SweepError(f"--out {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_dir("--out", out, create=True)
     if storage is None:
         storage = f"sqlite:///{(out / 'study.db').resolve()}"
+    check_sqlite_url("--storage", storage)
 
     threads = None
     if workers > 1:

@@ -229,7 +229,11 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a zombie (dead, not yet reaped by its new parent) answers kill(pid, 0) too
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat[stat.rindex(")") + 2:][:1] != "Z"
+    except (OSError, ValueError):
+        return True
 
 
 def worker_id() -> str:
@@ -741,6 +745,11 @@ def worker_main() -> None:
     is not re-run as multiprocessing's spawn would."""
     import pickle
 
+    from resdsl.sweep.supervise import die_with_parent
+
+    die_with_parent()
+    if str(os.getppid()) != os.environ.get("RESDSL_SWEEP_PARENT", str(os.getppid())):
+        sys.exit(1)                       # the command died before this worker could follow it
     plan, deadline = pickle.load(sys.stdin.buffer)
     if plan.threads:
         import torch
@@ -764,10 +773,13 @@ def start_workers(plan: SweepPlan, deadline: float | None, n: int) -> list:
     env = dict(os.environ)
     root = str(Path(resdsl.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["RESDSL_SWEEP_PARENT"] = str(os.getpid())
     code = "from resdsl.sweep.study import worker_main; worker_main()"
     workers = []
     for _ in range(n):
-        p = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE)
+        # a session of its own: signals meant for the command reach workers through it alone
+        p = subprocess.Popen([sys.executable, "-c", code], env=env, stdin=subprocess.PIPE,
+                             start_new_session=True)
         p.stdin.write(payload)
         p.stdin.close()
         workers.append(p)

@@ -12,6 +12,7 @@ import typer
 
 from resdsl.cli_common import parse_spec_overrides
 from resdsl.errors import RunError
+from resdsl.outputs import check_output_dir
 from resdsl.train import options as opt
 
 
@@ -97,7 +98,7 @@ def train_command(
         if spec is not None or ctx.args or set_:
             raise RunError("--resume continues a run with its recorded configuration; give only "
                            "--resume RUN_DIR (and --quiet)")
-        out_dir = resume
+        out_dir = check_output_dir("--resume", resume)
         try:
             summary = resume_run(resume, progress=not quiet)
         except KeyboardInterrupt:
@@ -110,6 +111,7 @@ def train_command(
         resolved = resolve(TrainConfig(spec=spec, overrides=overrides, **train_options))
         if out is None:
             out = default_out(resolved.net.name, resolved.net.params, resolved.seed)
+        check_output_dir("--out", out)
         if _is_nonempty_dir(out) and int(os.environ.get("RANK", "0")) == 0:
             raise RunError(f"--out {out} is not empty; choose another folder, or continue the run "
                            f"there with: resdsl train --resume {out}")
@@ -145,6 +147,10 @@ def ensemble_command(
 
     if out is None:
         out = Path("reports") / "runs" / f"ensemble-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    check_output_dir("--out", out)
+    for member in run_dirs:
+        if Path(member).exists() and Path(out).exists() and Path(member).resolve() == Path(out).resolve():
+            raise RunError(f"--out {out}: is one of the runs to combine; its record is never overwritten")
     s = ensemble([Path(p) for p in run_dirs], out, device=device)
     from resdsl.cli_common import console
 

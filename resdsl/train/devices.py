@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 from dataclasses import dataclass
 
 import torch
 
 from resdsl.errors import RunError
+from resdsl.machine import available_host_memory
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -32,16 +34,66 @@ def pick_device(name: str = "auto") -> torch.device:
         raise RunError(f"--device {name}: {e}") from None
 
 
+def available_memory(device: torch.device) -> int | None:
+    """Bytes free for this process on ``device`` (None where it cannot be told, e.g. MPS)."""
+    if device.type == "cpu":
+        return available_host_memory()
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return None
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
     return device.type
 
 
-def memory_format(device: torch.device) -> torch.memory_format:
-    """The one place that picks the layout: channels_last on CPU and CUDA (faster for these
-    nets, measured), the default layout elsewhere."""
-    return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA / DNNL_MAX_CPU_ISA) that leave it without AVX-512.
+_BELOW_AVX512 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2"}
+
+
+def onednn_below_avx512() -> bool:
+    """Does oneDNN run its AVX2 (or older) x86 kernels here: a CPU without AVX-512, or a cap set
+    in the environment? ATen's own capability check answers for the CPU (it asks for the same
+    AVX-512 F/BW/VL/DQ set as oneDNN's avx512_core)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return False
+    for var in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        cap = os.environ.get(var, "").strip().upper()
+        if cap in _BELOW_AVX512:
+            return True
+    return torch.backends.cpu.get_cpu_capability() != "AVX512"
+
+
+def channels_last_hazards(model: torch.nn.Module) -> list[str]:
+    """Names of the convolutions whose backward oneDNN's AVX2 kernel gets wrong in channels_last.
+
+    Measured with bench/onednn_conv_probe.py on torch 2.13.0+cpu: a 1x1 convolution with stride
+    2 whose input channels (per group) are not a multiple of 8 crashes the process (one thread:
+    SIGSEGV or a corrupted heap), hangs it (two threads, at an OpenMP barrier) or silently returns
+    wrong weight gradients. Multiples of 8 and stride 1 were correct. Any stride above 1 is
+    flagged, to stay on the safe side of what was measured.
+    """
+    out = []
+    for name, m in model.named_modules():
+        if isinstance(m, torch.nn.Conv2d) and tuple(m.kernel_size) == (1, 1) \
+                and tuple(m.stride) != (1, 1) and (m.in_channels // m.groups) % 8:
+            out.append(name)
+    return out
+
+
+def memory_format(device: torch.device, model: torch.nn.Module) -> torch.memory_format:
+    """The one place that picks the layout: channels_last on CPU and CUDA (faster for these nets,
+    measured), the default layout elsewhere, and on CPUs where oneDNN runs AVX2 kernels for any
+    model with a convolution that channels_last would break (see channels_last_hazards)."""
+    if device.type == "cuda":
+        return torch.channels_last
+    if device.type != "cpu":
+        return torch.contiguous_format
+    if onednn_below_avx512() and channels_last_hazards(model):
+        return torch.contiguous_format
+    return torch.channels_last
 
 
 def check_amp(amp: str | None, device: torch.device) -> None:

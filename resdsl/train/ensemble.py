@@ -63,7 +63,8 @@ def _recompute(run_dir: Path, device: str) -> dict:
     req.device = device
     r = resolve(req)
     dev = pick_device(device)
-    model = compile_network(r.net).to(dev, memory_format=memory_format(dev))
+    model = compile_network(r.net)
+    model = model.to(dev, memory_format=memory_format(dev, model))
     ck = record.load_torch_file(ck_path, "checkpoint")
     try:
         model.load_state_dict(ck["model"])

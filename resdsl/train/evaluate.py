@@ -69,7 +69,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable, device: torch.device, nu
     10crop (x is (B,10,C,H,W)), multiscale (x is one full image (1,C,H,W))."""
     was_training = model.training
     model.eval()
-    fmt = memory_format(device)
+    fmt = memory_format(device, model)
     n = c1 = c5 = 0
     loss_sum = 0.0
     probs, targets = [], []

@@ -22,12 +22,13 @@ import torch.nn.functional as F
 
 from resdsl import record
 from resdsl.errors import ResdslError, RunError
+from resdsl.machine import check_memory
 from resdsl.train import signals
 from resdsl.train.config import (
     RECIPES, ResolvedConfig, TrainConfig, config_hash, load_request, resolve,
 )
 from resdsl.train.devices import (
-    Dist, autocast, check_amp, device_name, init_distributed, memory_format, pick_device,
+    Dist, autocast, available_memory, check_amp, device_name, init_distributed, memory_format, pick_device,
 )
 from resdsl.train.evaluate import (
     EvalResult, ResponseProbe, evaluate, evaluate_final_view, periodic_view,
@@ -119,14 +120,17 @@ class Trainer:
         if r.sync_bn and device.type != "cuda":
             raise RunError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); "
                            "without it each process normalizes its own shard, as in the paper")
-        from resdsl.analysis import summarize
+        from resdsl.analysis import estimate_memory, summarize
         from resdsl.compiler import compile_network
         from resdsl.train.data import open_run_data
 
         self.netsum = summarize(r.net)
+        need = estimate_memory(r.net)
+        check_memory(f"a training step at batch {r.batch_size // self.dist.world} on {device_name(device)}",
+                     need.training_step(r.batch_size // self.dist.world), available_memory(device), need.params)
         torch.manual_seed(r.seed)
         model = compile_network(r.net)
-        self.fmt = memory_format(device)
+        self.fmt = memory_format(device, model)
         model = model.to(device, memory_format=self.fmt)
         self.data = open_run_data(r, device)
         self.r = r = r.with_iters(len(self.data.train))
