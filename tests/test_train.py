@@ -733,7 +733,7 @@ def _stuck_run(tmp_path: Path, signals_to_send: int, grace_s: str) -> tuple[Path
     time.sleep(0.5)
     for k in range(signals_to_send):
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3 if k + 1 < signals_to_send else 0)
+        time.sleep(1.0 if k + 1 < signals_to_send else 0)   # two requests, not one Ctrl-C
     t0 = time.time()
     try:
         _, err = proc.communicate(timeout=30)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, make_dataclass
+from dataclasses import asdict, field, fields, make_dataclass
 from typing import Any
 
 from resdsl.errors import ResdslError, RunError, did_you_mean
@@ -100,42 +100,8 @@ def load_request(run_dir) -> TrainConfig:
     return TrainConfig.from_json(read_request(run_dir))
 
 
-@dataclass
-class ResolvedConfig:
-    """A validated request: recipe values filled in, the spec loaded and checked.
-
-    ``iters`` is None when the length was given in epochs; the runner fixes it from the size of
-    the training set (``with_iters``). ``net`` is the checked ``ir.Network``.
-    """
-
-    request: TrainConfig
-    net: Any
-    recipe: str
-    data: str
-    data_dir: str | None
-    iters: int | None
-    epochs: float | None
-    full_iters: int
-    batch_size: int
-    lr: float
-    milestones: list[int] | None
-    milestones_given: bool
-    schedule: str
-    momentum: float
-    weight_decay: float
-    warmup: dict | None
-    val_split: int
-    seed: int
-    device: str
-    amp: str | None
-    compile: bool
-    eval_every: int
-    test_mode: str
-    subset: int | None
-    workers: int | None
-    sync_bn: bool
-    depth: int
-    plateau: dict | None = None
+class _ResolvedConfigMethods:
+    """What a ResolvedConfig (generated below from the fields) can do."""
 
     def with_iters(self, iters_per_epoch: int) -> "ResolvedConfig":
         """Fix ``iters`` (and proportional milestones) from epochs and the epoch length."""
@@ -159,6 +125,22 @@ class ResolvedConfig:
             "augment": ("pad 4, random 32x32 crop, flip; per-pixel mean" if self.data != "imagenet"
                         else "scale [256, 480], random crop, flip, PCA colour; per-pixel mean"),
         }
+
+
+# A validated request: the spec loaded and checked (``net``, an ``ir.Network``), and one attribute
+# per training field (FIELDS) holding its checked value, the recipe's where the request left it
+# None (``warmup`` becomes the warm-up record, ``input_shape`` the network's). Then what resolving
+# derives. ``iters`` is None when the length was given in epochs; the runner fixes it from the
+# size of the training set (``with_iters``).
+ResolvedConfig = make_dataclass(
+    "ResolvedConfig",
+    [("request", TrainConfig), ("net", Any)]
+    + [(f.name, f.resolved_type or f.type) for f in FIELDS]
+    + [("full_iters", int), ("milestones_given", bool), ("schedule", str), ("depth", int),
+       ("plateau", dict | None, field(default=None))],
+    bases=(_ResolvedConfigMethods,))
+ResolvedConfig.__module__ = __name__
+ResolvedConfig.__doc__ = "A validated request (see the comment above its definition)."
 
 
 def _copy(r: ResolvedConfig, **changes) -> ResolvedConfig:
@@ -319,13 +301,16 @@ def resolve(cfg: TrainConfig) -> ResolvedConfig:
         plateau = {"patience": PLATEAU_PATIENCE, "threshold": PLATEAU_THRESHOLD,
                    "factor": 0.1, "max_drops": PLATEAU_MAX_DROPS,
                    "monitor": "val_err" if val_split else "test_err"}
-    return ResolvedConfig(
-        request=cfg, net=net, recipe=recipe, data=data, data_dir=cfg.data_dir, iters=iters,
-        epochs=epochs, full_iters=preset["iters"], batch_size=batch, lr=lr, milestones=milestones,
-        milestones_given=milestones_given, schedule=schedule, momentum=momentum,
-        weight_decay=wd, warmup=warmup, val_split=val_split, seed=seed, device=device, amp=amp,
-        compile=bool(cfg.compile), eval_every=eval_every, test_mode=test_mode, subset=subset,
-        workers=workers, sync_bn=bool(cfg.sync_bn), depth=depth, plateau=plateau)
+    values = {f.name: getattr(cfg, f.name) for f in FIELDS}   # a field with no check: as given
+    values.update(
+        recipe=recipe, data=data, iters=iters, epochs=epochs, batch_size=batch, lr=lr,
+        milestones=milestones, momentum=momentum, weight_decay=wd, warmup=warmup,
+        val_split=val_split, seed=seed, device=device, amp=amp, compile=bool(cfg.compile),
+        eval_every=eval_every, test_mode=test_mode, subset=subset, workers=workers,
+        input_shape=tuple(net.input_shape), sync_bn=bool(cfg.sync_bn))
+    return ResolvedConfig(request=cfg, net=net, **values, full_iters=preset["iters"],
+                          milestones_given=milestones_given, schedule=schedule, depth=depth,
+                          plateau=plateau)
 
 
 def hash_payload(r: ResolvedConfig) -> dict:

@@ -46,6 +46,7 @@ class Field:
     ``record``: the key of the field in config.json's ``recipe`` (None: not recorded there);
     ``hashed``: whether the value decides the result of a run (content hash).
     ``aliases``: older spellings of the flag, accepted by ``resdsl train``.
+    ``resolved_type``: the type of the checked value in ``ResolvedConfig`` where it differs.
     """
 
     name: str
@@ -59,6 +60,7 @@ class Field:
     record: str | None = None
     hashed: bool = False
     aliases: tuple[str, ...] = ()
+    resolved_type: Any = None
 
     def annotation(self) -> Any:
         t = self.cli_type or self.type
@@ -88,7 +90,7 @@ FIELDS: tuple[Field, ...] = (
           record="weight_decay", hashed=True),
     Field("warmup", str, None, "--warmup",
           "auto (the 110-layer rule), off, or a number of iterations at lr/10.", record="warmup",
-          hashed=True),
+          hashed=True, resolved_type=dict | None),
     Field("val_split", int, None, "--val-split",
           "Hold out N training images for validation (5000: the 45k/5k split). A sweep whose "
           "objective is the validation error holds out 5000 CIFAR-10 images, or a tenth of "

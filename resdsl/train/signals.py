@@ -24,6 +24,9 @@ from typing import Callable
 GRACE_ENV = "RESDSL_STOP_GRACE_S"
 DEFAULT_GRACE_S = 30.0
 SECOND_SIGNAL_WAIT_S = 2.0   # a responsive main thread raises KeyboardInterrupt well within this
+# A terminal's Ctrl-C reaches every process of its group at once, and forked children (data
+# loader workers) inherit the wakeup pipe: stop signals this close together are one request.
+SAME_SIGNAL_S = 0.25
 FORCED_EXIT_CODE = 130
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -87,6 +90,7 @@ class StopFlag:
         stops = 0
         deadline: float | None = None
         first = ""
+        last = -SAME_SIGNAL_S
         while not self._done.is_set():
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             ready, _, _ = select.select([fd], [], [], wait)
@@ -98,7 +102,9 @@ class StopFlag:
                 except OSError:
                     return
                 for byte in data:
-                    if byte in (int(s) for s in STOP_SIGNALS):
+                    now = time.monotonic()
+                    if byte in (int(s) for s in STOP_SIGNALS) and now - last >= SAME_SIGNAL_S:
+                        last = now
                         stops += 1
                         if stops == 1:
                             first = signal.Signals(byte).name
