@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from resdsl.cli import app
 from resdsl.errors import SweepError
 from resdsl.sweep.space import parse_grid, parse_objective
-from resdsl.sweep.command import parse_count
+from resdsl.sweep.plan import parse_count
 
 from conftest import REPO
 
