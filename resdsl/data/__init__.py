@@ -36,18 +36,20 @@ from resdsl.data.synthetic import make_synthetic
 DATASETS = ("cifar10", "imagenet", "synthetic")
 
 __all__ = [
-    "DATASETS", "TEST_MODES", "open_dataset", "CIFAR10_CLASSES", "CifarData", "CifarEvalLoader", "CifarLoader",
+    "DATASETS", "TEST_MODES", "open_dataset", "CIFAR10_CLASSES", "CifarData", "CifarEvalLoader",
+    "CifarLoader",
     "CifarLoaders", "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
     "find_cifar10", "load_cifar10", "mean_image", "normalize", "split_validation",
     "verify_cifar10", "ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
-    "multiscale_scores", "multiscale_sizes", "open_imagenet", "tencrop_scores", "top1_error", "top5_error",
+    "multiscale_scores", "multiscale_sizes", "open_imagenet", "tencrop_scores", "top1_error",
+    "top5_error",
     "topk_correct", "safe_load_pickle", "make_synthetic",
 ]
 
 
 def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> CifarData | ImageNetData:
     """Open a data set by name; see the module docstring for the options of each."""
-    choose("unknown data set", name, DATASETS, DataError)
+    choose("unknown data set", name, DATASETS, DataError)  # one of the three below, or an error
     if name == "cifar10":
         val_size, seed = opts.pop("val_size", 0), opts.pop("seed", 0)
         _no_extra(name, opts, {"download", "strict_counts"})
@@ -60,13 +62,13 @@ def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> Cifar
                                "contrast", "brightness", "grid"})
         data = make_synthetic(**opts)
         return split_validation(data, val_size, opts.get("seed", 0))
-    # imagenet
-    if data_dir is None:
-        raise DataError("the imagenet data set needs a data folder holding train/ and val/ "
-                        "(one sub-folder per class); pass its path")
-    _no_extra(name, opts, {"crop", "resize", "scale", "mean", "mean_sample", "seed",
-                           "num_workers"})
-    return open_imagenet(data_dir, **opts)
+    if name == "imagenet":
+        if data_dir is None:
+            raise DataError("the imagenet data set needs a data folder holding train/ and val/ "
+                            "(one sub-folder per class); pass its path")
+        _no_extra(name, opts, {"crop", "resize", "scale", "mean", "mean_sample", "seed",
+                               "num_workers"})
+        return open_imagenet(data_dir, **opts)
 
 
 def _no_extra(name: str, opts: dict, allowed: set[str]) -> None:

@@ -6,8 +6,8 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
   it fails the RUNNING trials of dead workers (same host, pid gone; other hosts through Optuna's
   heartbeat), queues a retry of every trial that was interrupted or killed, and, under the grid
   sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial``). A grid
-  point is covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a reason of
-  its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
+  point is covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a
+  reason of its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
 - Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
   new trial while the study has fewer than --trials.
