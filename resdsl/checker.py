@@ -10,6 +10,7 @@ from typing import Callable
 
 from . import ast, ir
 from .errors import SourcePos, SpecError, did_you_mean
+from .text import parse_value
 
 SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
 
@@ -143,31 +144,6 @@ def _coerce(value, want: type, what: str, pos: SourcePos, ctx: _Ctx):
 
 
 # ---------------------------------------------------------------- parameters
-def parse_override(name: str, raw, want: type):
-    """A command-line value for a parameter of type `want`; raises ValueError when it does not fit."""
-    if not isinstance(raw, str):
-        if want is float and isinstance(raw, int) and not isinstance(raw, bool):
-            return float(raw)
-        if type(raw) is want:
-            return raw
-        raise ValueError
-    text = raw.strip()
-    if want is bool:
-        low = text.lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError
-    if want is int:
-        return int(text)
-    if want is float:
-        return float(text)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    return text
-
-
 def _space(param: ast.Param, value_type: type, env: dict, ctx: _Ctx) -> ir.ParamSpace | None:
     sp = param.space
     if sp is None:
@@ -230,7 +206,7 @@ def resolve_params(files: list[ast.SpecFile], overrides: dict, ctx: _Ctx):
                             hint=(f"did you mean '{guess}'? " if guess else "") + f"the spec's parameters: {known}")
         want = types[name]
         try:
-            value = parse_override(name, raw, want)
+            value = parse_value(raw, want)
         except (ValueError, TypeError):
             raise ctx.error(f"--{name} {raw}: '{name}' takes {_TYPE_WORDS[want]}", declared[name]) from None
         space = spaces.get(name)

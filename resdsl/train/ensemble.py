@@ -33,6 +33,7 @@ def _member_predictions(run_dir: Path, device: str) -> tuple[dict, dict]:
 
 def _recompute(run_dir: Path, device: str) -> dict:
     from resdsl.compiler import compile_network
+    from resdsl.data import multiscale_sizes
     from resdsl.train.config import TrainConfig, resolve
     from resdsl.train.data import open_run_data
     from resdsl.train.devices import memory_format, pick_device
@@ -55,7 +56,7 @@ def _recompute(run_dir: Path, device: str) -> dict:
         h = r.net.input_shape[1]
         res = evaluate(model, data.final_test(r.test_mode, r.workers), dev, data.num_classes,
                        r.amp, keep_probs=True, view=r.test_mode,
-                       scales=[round(s * h / 224) for s in (224, 256, 384, 480, 640)])
+                       scales=multiscale_sizes(h))
     else:
         res = evaluate(model, data.test, dev, data.num_classes, r.amp, keep_probs=True,
                        view="single" if r.data != "imagenet" else "center")
