@@ -86,23 +86,32 @@ def load_files(spec: str | Path) -> tuple[list[ast.SpecFile], ast.SpecFile]:
         base = path.resolve().parent
     ordered: list[ast.SpecFile] = []
     done: set[Path] = set()
-    search = spec_search_path()
-
-    def visit(f: ast.SpecFile, here: Path, stack: list[Path]) -> None:
-        for imp in f.imports:
-            target = _find_import(imp, [here, *search, specs_dir()], f)
-            if target in stack:
-                chain = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
-                raise SpecError(f"import cycle: {chain}", imp.pos, f.text)
-            if target in done:
-                continue
-            sub = parse(_read(target), str(target))
-            visit(sub, target.parent, stack + [target])
-            done.add(target)
-            ordered.append(sub)
-
+    folders = [*spec_search_path(), specs_dir()]
+    total = len(root.text.encode("utf-8", "surrogatepass"))
     root_key = Path(root.path).resolve() if root.path != "<spec>" else Path("<spec>")
-    visit(root, base, [root_key])
+    # Depth first with a stack of its own, not recursion: an import chain may be long. Each entry:
+    # a file, its folder, the chain of files that led to it, the imports of it still to visit.
+    stack = [(root, base, [root_key], iter(root.imports))]
+    while stack:
+        f, here, chain, pending = stack[-1]
+        imp = next(pending, None)
+        if imp is None:
+            stack.pop()
+            if stack:
+                done.add(chain[-1])
+                ordered.append(f)
+            continue
+        target = _find_import(imp, [here, *folders], f)
+        if target in chain:
+            cycle = " -> ".join(p.name for p in chain[chain.index(target):] + [target])
+            raise SpecError(f"import cycle: {cycle}", imp.pos, f.text)
+        if target in done:
+            continue
+        sub = parse(_read(target), str(target))
+        total += len(sub.text.encode("utf-8", "surrogatepass"))
+        if total > MAX_SPEC_BYTES:
+            raise SpecError(f"the spec and its imports are over {MAX_SPEC_BYTES} bytes, the limit", imp.pos, f.text)
+        stack.append((sub, target.parent, chain + [target], iter(sub.imports)))
     ordered.append(root)
     return ordered, root
 

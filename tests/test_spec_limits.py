@@ -109,6 +109,22 @@ def test_the_file_size_limit_is_exact_and_the_read_is_bounded(tmp_path, capsys):
         load_network(body + "#" * MAX_SPEC_BYTES)  # spec text, not a file: the same limit
 
 
+def test_imports_count_toward_the_size_limit_and_may_chain_deeply(tmp_path, capsys):
+    # 1,100 files, each importing the next: deeper than Python's recursion limit.
+    for i in range(1100):
+        (tmp_path / f"a{i}.net").write_text(f'import "a{i + 1}"\n')
+    (tmp_path / "a1100.net").write_text("block last(c) { conv(c, 1) }\n")
+    p = tmp_path / "main.net"
+    p.write_text('import "a0"\n' + NET.replace("WIDTH", "3").replace("head", "stage s: last(5) x 1\n  head"))
+    assert len(load_network(p).sources) == 1102
+    half = "#" + "x" * (MAX_SPEC_BYTES // 2) + "\n"
+    (tmp_path / "big1.net").write_text(half)
+    (tmp_path / "big2.net").write_text(half)
+    p.write_text('import "big1"\nimport "big2"\n' + net_with("3"))
+    code, _, err = run_cli(["build", p], capsys)
+    assert_spec_error(code, err, p, 2, 1, [f"the spec and its imports are over {MAX_SPEC_BYTES} bytes, the limit"])
+
+
 def test_blocks_nested_past_the_limit(tmp_path):
     # Each block calls the next: no single file nests deeply, the expansion does.
     blocks = "".join(f"block b{i}(c) {{ b{i + 1}(c) }}\n" for i in range(MAX_NESTING + 5)) + \
