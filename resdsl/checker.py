@@ -435,8 +435,14 @@ class _Expander:
         elif kind == "fc":
             out = (attrs["out"], 1, 1)
             attrs["in"] = c * h * w
+            problem = value_problem(attrs["in"])
+            if problem:
+                raise ctx.error(f"fc flattens {_fmt(shape)} to {problem}", call.pos)
         else:
             out = shape
+        problem = next(filter(None, map(value_problem, out)), None)
+        if problem:
+            raise ctx.error(f"{call.name} gives a {_fmt(out)} output, with {problem}", call.pos)
         if out[1] < 1 or out[2] < 1:
             raise ctx.error(f"{call.name} shrinks the {h}x{w} map below 1x1 (to {out[1]}x{out[2]})", call.pos,
                             "use a smaller stride or kernel, more padding, or a larger input")

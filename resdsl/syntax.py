@@ -20,7 +20,7 @@ _TERMINAL_WORDS = {
     "SHAPE": "a shape such as 3x32x32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'",
     "SEMICOLON": "';'", "EQUAL": "'='", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*', '/', '//' or '%'", "MINUS": "'-'", "PLUS": "'+'", "__ANON_0": "'..'",
+    "MUL_OP": "'*', '/', '//' or '%'", "SIGN": "'-' or '+'", "NOT": "'not'", "__ANON_0": "'..'",
     "$END": "end of file",
 }
 

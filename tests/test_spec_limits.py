@@ -73,6 +73,10 @@ LIMIT_CASES = [
     ("infinite literal", net_with("3", "let f = 1e999\n"), 1, 9, ["the literal 1e999 is a number that is not finite"]),
     ("huge input shape", NET.replace("3x8x8", "3x" + "9" * 40 + "x8").replace("WIDTH", "3"), 2, 9,
      ["beyond the limit of 63 bits"]),
+    ("padding past the limit", NET.replace("conv(WIDTH, 3)", "conv(3, 1, pad=4611686018427387904)"), 4, 10,
+     ["conv gives a 3x9223372036854775816x9223372036854775816 output, with an integer beyond the limit"]),
+    ("fc input past the limit", NET.replace("3x8x8", "3x3000000000x3000000000").replace(
+        "avgpool; ", "").replace("WIDTH", "3"), 5, 10, ["fc flattens 3x3000000000x3000000000 to an integer beyond"]),
     # The caret lands on the first operand past the limit: 7 levels of the file come before the
     # first bracket (start, network, stem, its body, the call, its arguments, the argument).
     ("brackets 200 deep", net_with("(1 + " * 200 + "1" + ")" * 200), 4, 15 + 5 * (MAX_SYNTAX_DEPTH - 7) + 1,
