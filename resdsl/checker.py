@@ -75,6 +75,11 @@ class Names(Mapping):
     def with_locals(self, names: dict) -> "Names":
         return Names(self.globals, {**self.local, **names}, self.read)
 
+    def note_read(self, name: str) -> None:
+        """Record a read of `name` without needing its value."""
+        if name not in self.local and name in self.globals:
+            self.read.add(name)
+
     def __getitem__(self, name: str):
         if name in self.local:
             return self.local[name]
@@ -112,8 +117,8 @@ def evaluate(expr: ast.Expr, env: Names, ctx: _Ctx):
             if not isinstance(t, bool):
                 raise ctx.error(f"the condition of 'if' must be true or false, got {_type_name(t)}", test.pos)
             if t:
-                _note_reads([v for j, (v, _) in enumerate(expr.cases) if j != i]
-                            + [t for _, t in expr.cases[i + 1:]] + [expr.otherwise], env)
+                _note_reads([other for j, (other, _) in enumerate(expr.cases) if j != i]
+                            + [later for _, later in expr.cases[i + 1:]] + [expr.otherwise], env)
                 return evaluate(value, env, ctx)
         _note_reads([v for v, _ in expr.cases], env)
         return evaluate(expr.otherwise, env, ctx)
@@ -134,8 +139,7 @@ def _note_reads(exprs: list[ast.Expr], env: Names) -> None:
     while stack:
         e = stack.pop()
         if isinstance(e, ast.Var):
-            if e.name in env:
-                env[e.name]
+            env.note_read(e.name)
         elif isinstance(e, ast.Chain):
             stack.append(e.first)
             stack.extend(operand for _, operand, _ in e.rest)

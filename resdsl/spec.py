@@ -124,7 +124,7 @@ _IMPORT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 def spec_search_path() -> list[Path]:
     """The folders in RESDSL_SPEC_PATH (separated by os.pathsep), searched after the importing
     file's folder and before the shipped specs."""
-    return [Path(p) for p in os.environ.get(SEARCH_PATH_VAR, "").split(os.pathsep) if p.strip()]
+    return [Path(p).expanduser() for p in os.environ.get(SEARCH_PATH_VAR, "").split(os.pathsep) if p.strip()]
 
 
 def _find_import(imp: ast.Import, folders: list[Path], importer: ast.SpecFile) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 MAX_SPEC_BYTES = 1 << 20  # a spec file, and a spec with all its imports, in bytes
-MAX_SYNTAX_DEPTH = 100  # brackets, { } bodies and prefixes nested inside one another in a file
+MAX_SYNTAX_DEPTH = 100  # levels of a file's syntax tree: brackets and { } bodies inside one another
 MAX_INT_BITS = 63  # every integer, literal or computed: |n| < 2**63
 MAX_STRING_CHARS = 4096  # every string, literal or computed
 MAX_REPEAT = 100_000  # blocks in one stage (`x COUNT`)

@@ -277,16 +277,16 @@ def spec_too_big(path: str, size: int) -> SpecError:
 def _check_depth(tree: Tree, text: str, path: str) -> None:
     """Refuse a tree nested deeper than MAX_SYNTAX_DEPTH, before anything walks it recursively.
 
-    Chains of operators are flat in the grammar, so depth comes only from brackets, { } bodies
-    and the few levels every statement has; this walk itself is a loop.
+    Chains of operators and prefixes are flat in the grammar, so depth comes only from brackets,
+    { } bodies and the few levels every statement has; this walk itself is a loop.
     """
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_SYNTAX_DEPTH:
             pos = SourcePos(path, getattr(node.meta, "line", 1), getattr(node.meta, "column", 1))
-            raise SpecError(f"the spec nests more than {MAX_SYNTAX_DEPTH} levels deep here (brackets, "
-                            "{ } bodies and operators inside one another)", pos, text)
+            raise SpecError(f"the spec nests more than {MAX_SYNTAX_DEPTH} levels deep here (brackets and "
+                            "{ } bodies inside one another)", pos, text)
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
