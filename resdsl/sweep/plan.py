@@ -138,8 +138,9 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
             "space": space.describe(), "seeds": opts.seeds, "objective": obj.metrics,
             "sampler": sampler})
     out = Path(opts.out) if opts.out is not None else Path("reports") / "sweeps" / study_name
-    out = check_output_dir("--out", out, create=True)
+    out = check_output_dir("--out", out)
     storage = check_sqlite_url("--storage", opts.storage or f"sqlite:///{(out / 'study.db').resolve()}")
+    check_output_dir("--out", out, create=True)      # both checked: only now create the folder
 
     threads = None
     if opts.workers > 1:  # split this machine's CPU threads between the worker processes
