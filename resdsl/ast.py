@@ -22,29 +22,37 @@ class Var:
 
 
 @dataclass(frozen=True)
-class BinOp:
-    op: str
-    left: "Expr"
-    right: "Expr"
+class Chain:
+    """Operands joined left to right by operators of one level: a + b - c, a * b, a and b, a < b.
+
+    Flat, not nested, so a chain of thousands of terms is a loop, not a recursion.
+    """
+
+    first: "Expr"
+    rest: tuple[tuple[str, "Expr", SourcePos], ...]  # (operator, operand, where the operator is)
     pos: SourcePos
 
 
 @dataclass(frozen=True)
 class UnaryOp:
+    """`op` applied `count` times: - - x, not not x."""
+
     op: str  # "-" or "not"
+    count: int
     operand: "Expr"
-    pos: SourcePos
+    pos: SourcePos  # the innermost operator, next to the operand
 
 
 @dataclass(frozen=True)
 class Cond:
-    then: "Expr"
-    test: "Expr"
+    """`a if c else b if d else e`: the value of the first case whose test is true, else `otherwise`."""
+
+    cases: tuple[tuple["Expr", "Expr"], ...]  # (value, test)
     otherwise: "Expr"
     pos: SourcePos
 
 
-Expr = Union[Lit, Var, BinOp, UnaryOp, Cond]
+Expr = Union[Lit, Var, Chain, UnaryOp, Cond]
 
 
 # ---- statements inside a sequence (block body, stem, head, shortcut branch) ----

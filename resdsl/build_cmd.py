@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import warnings
-import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -17,16 +16,11 @@ from rich.table import Table
 from .analysis import NetSummary, estimate_memory, summarize
 from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
+from .io import atomic_path
 from .machine import available_host_memory, check_memory, memory_problem
 from .outputs import ONNX_MAGIC, check_output_file
 from .spec import load_network, parse_input_shape
-
-
-def _fmt_count(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3f} {unit}"
-    return str(n)
+from .text import format_count
 
 
 def render_table1(summary: NetSummary, per_stage: bool) -> Table:
@@ -46,7 +40,7 @@ def render_table1(summary: NetSummary, per_stage: bool) -> Table:
             structure = "\n".join(lines)
         cells = [row.name, row.output, structure]
         if per_stage:
-            cells += [f"{row.params:,}", _fmt_count(row.flops)]
+            cells += [f"{row.params:,}", format_count(row.flops, decimals=3)]
         table.add_row(*cells)
     return table
 
@@ -61,11 +55,8 @@ def export_onnx(model, input_shape, path: Path) -> None:
 
     model = model.eval()
     dummy = torch.randn(1, *input_shape)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".onnx")
-    os.close(fd)
-    try:
+    # The exporter wants a file name; it writes the temporary one that becomes `path` when done.
+    with atomic_path(path, suffix=".onnx") as tmp:
         # The exporter narrates its passes and warns about torchvision ops it cannot register; quiet it.
         with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -73,10 +64,6 @@ def export_onnx(model, input_shape, path: Path) -> None:
             torch.onnx.export(model, (dummy,), tmp, dynamo=True, input_names=["image"],
                               output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
                               external_data=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_command(
@@ -131,7 +118,7 @@ def build_command(
         return
     console.print(render_table1(summary, flops))
     console.print(f"params [bold]{summary.params:,}[/] ({summary.params / 1e6:.2f}M)   "
-                  f"multiply-adds [bold]{summary.flops:,}[/] ({_fmt_count(summary.flops)})   "
+                  f"multiply-adds [bold]{summary.flops:,}[/] ({format_count(summary.flops, decimals=3)})   "
                   f"depth {summary.depth}   input {'x'.join(map(str, net.input_shape))}   "
                   f"classes {net.num_classes}")
     if net.params:

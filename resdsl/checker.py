@@ -5,18 +5,18 @@ Every mistake a spec can hold is reported here as a SpecError at the place it wa
 
 from __future__ import annotations
 
+import math
+import operator
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable
 
 from . import ast, ir
 from .errors import SourcePos, SpecError, did_you_mean
+from .spec_limits import MAX_BLOCK_INSTANCES, MAX_NESTING, MAX_REPEAT, value_problem
+from .text import parse_value
 
 SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
-
-# Limits that keep a mistyped parameter (n = 3000000) from hanging the checker.
-MAX_REPEAT = 100_000
-MAX_BLOCK_INSTANCES = 200_000
-MAX_NESTING = 64
 
 
 @dataclass(frozen=True)
@@ -63,8 +63,45 @@ def _type_name(v) -> str:
     return {bool: "bool", int: "int", float: "float", str: "string"}.get(type(v), type(v).__name__)
 
 
-def evaluate(expr: ast.Expr, env: dict, ctx: _Ctx):
-    """Value of an expression; names come from env."""
+class Names(Mapping):
+    """The names an expression sees: local names (the network's classes, a block's formals) over
+    the spec's globals (parameters and lets). Every global looked up is noted in `read`, which is
+    how the checker learns which parameters the network uses."""
+
+    def __init__(self, globals_: dict, local: dict | None = None, read: set | None = None):
+        self.globals = globals_
+        self.local = local or {}
+        self.read = read if read is not None else set()
+
+    def with_locals(self, names: dict) -> "Names":
+        return Names(self.globals, {**self.local, **names}, self.read)
+
+    def note_read(self, name: str) -> None:
+        """Record a read of `name` without needing its value."""
+        if name not in self.local and name in self.globals:
+            self.read.add(name)
+
+    def __getitem__(self, name: str):
+        if name in self.local:
+            return self.local[name]
+        value = self.globals[name]
+        self.read.add(name)
+        return value
+
+    def __contains__(self, name) -> bool:
+        return name in self.local or name in self.globals
+
+    def __iter__(self):
+        yield from self.local
+        yield from (k for k in self.globals if k not in self.local)
+
+    def __len__(self) -> int:
+        return len(self.local) + sum(1 for k in self.globals if k not in self.local)
+
+
+def evaluate(expr: ast.Expr, env: Names, ctx: _Ctx):
+    """Value of an expression; names come from env. Chains are loops, so only brackets recurse,
+    and the parser bounds how deep they nest."""
     if isinstance(expr, ast.Lit):
         return expr.value
     if isinstance(expr, ast.Var):
@@ -73,61 +110,90 @@ def evaluate(expr: ast.Expr, env: dict, ctx: _Ctx):
             raise ctx.error(f"unknown name '{expr.name}'", expr.pos,
                             f"did you mean '{guess}'?" if guess else None)
         return env[expr.name]
+    if isinstance(expr, ast.Chain):
+        return _chain(expr, env, ctx)
     if isinstance(expr, ast.Cond):
-        test = evaluate(expr.test, env, ctx)
-        if not isinstance(test, bool):
-            raise ctx.error(f"the condition of 'if' must be true or false, got {_type_name(test)}", expr.test.pos)
-        return evaluate(expr.then if test else expr.otherwise, env, ctx)
-    if isinstance(expr, ast.UnaryOp):
-        v = evaluate(expr.operand, env, ctx)
-        if expr.op == "not":
-            if not isinstance(v, bool):
-                raise ctx.error(f"'not' needs true or false, got {_type_name(v)}", expr.pos)
-            return not v
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ctx.error(f"'-' needs a number, got {_type_name(v)}", expr.pos)
-        return -v
-    return _binop(expr, env, ctx)
+        for i, (value, test) in enumerate(expr.cases):
+            t = evaluate(test, env, ctx)
+            if not isinstance(t, bool):
+                raise ctx.error(f"the condition of 'if' must be true or false, got {_type_name(t)}", test.pos)
+            if t:
+                _note_reads([other for j, (other, _) in enumerate(expr.cases) if j != i]
+                            + [later for _, later in expr.cases[i + 1:]] + [expr.otherwise], env)
+                return evaluate(value, env, ctx)
+        _note_reads([v for v, _ in expr.cases], env)
+        return evaluate(expr.otherwise, env, ctx)
+    v = evaluate(expr.operand, env, ctx)
+    if expr.op == "not":
+        if not isinstance(v, bool):
+            raise ctx.error(f"'not' needs true or false, got {_type_name(v)}", expr.pos)
+        return v if expr.count % 2 == 0 else not v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ctx.error(f"'-' needs a number, got {_type_name(v)}", expr.pos)
+    return v if expr.count % 2 == 0 else -v
 
 
-def _binop(expr: ast.BinOp, env: dict, ctx: _Ctx):
-    op = expr.op
-    left = evaluate(expr.left, env, ctx)
-    if op in ("and", "or"):
-        if not isinstance(left, bool):
-            raise ctx.error(f"'{op}' needs true or false, got {_type_name(left)}", expr.left.pos)
-        if (op == "and" and not left) or (op == "or" and left):
-            return left
-        right = evaluate(expr.right, env, ctx)
-        if not isinstance(right, bool):
-            raise ctx.error(f"'{op}' needs true or false, got {_type_name(right)}", expr.right.pos)
-        return right
-    right = evaluate(expr.right, env, ctx)
+def _note_reads(exprs: list[ast.Expr], env: Names) -> None:
+    """Look up, without evaluating, the names in the branches not taken: a parameter that only an
+    untaken branch reads is still a parameter the network reads (another value takes that branch)."""
+    stack = list(exprs)
+    while stack:
+        e = stack.pop()
+        if isinstance(e, ast.Var):
+            env.note_read(e.name)
+        elif isinstance(e, ast.Chain):
+            stack.append(e.first)
+            stack.extend(operand for _, operand, _ in e.rest)
+        elif isinstance(e, ast.Cond):
+            stack.extend(x for case in e.cases for x in case)
+            stack.append(e.otherwise)
+        elif isinstance(e, ast.UnaryOp):
+            stack.append(e.operand)
+
+
+def _chain(expr: ast.Chain, env: Names, ctx: _Ctx):
+    left = evaluate(expr.first, env, ctx)
+    left_pos = expr.first.pos
+    for i, (op, operand, pos) in enumerate(expr.rest):
+        if op in ("and", "or"):
+            if not isinstance(left, bool):
+                raise ctx.error(f"'{op}' needs true or false, got {_type_name(left)}", left_pos)
+            if (op == "and" and not left) or (op == "or" and left):
+                _note_reads([e for _, e, _ in expr.rest[i:]], env)
+                return left
+            left, left_pos = evaluate(operand, env, ctx), operand.pos
+            if not isinstance(left, bool):
+                raise ctx.error(f"'{op}' needs true or false, got {_type_name(left)}", left_pos)
+            continue
+        left = _binop(op, left, evaluate(operand, env, ctx), pos, ctx)
+    return left
+
+
+def _binop(op: str, left, right, pos: SourcePos, ctx: _Ctx):
     if op in ("==", "!="):
         return (left == right) == (op == "==")
     both_numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
     both_strings = isinstance(left, str) and isinstance(right, str)
     if op in ("<", ">", "<=", ">="):
         if not (both_numbers or both_strings):
-            raise ctx.error(f"cannot compare {_type_name(left)} with {_type_name(right)}", expr.pos)
+            raise ctx.error(f"cannot compare {_type_name(left)} with {_type_name(right)}", pos)
         return {"<": left < right, ">": left > right, "<=": left <= right, ">=": left >= right}[op]
-    if op == "+" and both_strings:
-        return left + right
-    if not both_numbers:
-        raise ctx.error(f"'{op}' needs numbers, got {_type_name(left)} and {_type_name(right)}", expr.pos)
+    if not (both_numbers or (op == "+" and both_strings)):
+        raise ctx.error(f"'{op}' needs numbers, got {_type_name(left)} and {_type_name(right)}", pos)
     if op in ("/", "//", "%") and right == 0:
-        raise ctx.error("division by zero", expr.pos)
-    if op == "+":
-        return left + right
-    if op == "-":
-        return left - right
-    if op == "*":
-        return left * right
-    if op == "/":
-        return left / right
-    if op == "//":
-        return left // right
-    return left % right
+        raise ctx.error("division by zero", pos)
+    try:
+        result = _ARITHMETIC[op](left, right)
+    except OverflowError:
+        result = math.inf
+    problem = value_problem(result)
+    if problem:
+        raise ctx.error(f"'{op}' gives {problem}", pos)
+    return result
+
+
+_ARITHMETIC = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
+               "//": operator.floordiv, "%": operator.mod}
 
 
 def _coerce(value, want: type, what: str, pos: SourcePos, ctx: _Ctx):
@@ -143,32 +209,7 @@ def _coerce(value, want: type, what: str, pos: SourcePos, ctx: _Ctx):
 
 
 # ---------------------------------------------------------------- parameters
-def parse_override(name: str, raw, want: type):
-    """A command-line value for a parameter of type `want`; raises ValueError when it does not fit."""
-    if not isinstance(raw, str):
-        if want is float and isinstance(raw, int) and not isinstance(raw, bool):
-            return float(raw)
-        if type(raw) is want:
-            return raw
-        raise ValueError
-    text = raw.strip()
-    if want is bool:
-        low = text.lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError
-    if want is int:
-        return int(text)
-    if want is float:
-        return float(text)
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        text = text[1:-1]
-    return text
-
-
-def _space(param: ast.Param, value_type: type, env: dict, ctx: _Ctx) -> ir.ParamSpace | None:
+def _space(param: ast.Param, value_type: type, env: Names, ctx: _Ctx) -> ir.ParamSpace | None:
     sp = param.space
     if sp is None:
         return None
@@ -197,54 +238,98 @@ def _space(param: ast.Param, value_type: type, env: dict, ctx: _Ctx) -> ir.Param
     return ir.ParamSpace("range", low=low, high=high, step=step)
 
 
-def resolve_params(files: list[ast.SpecFile], overrides: dict, ctx: _Ctx):
-    """Parameter values (defaults, then overrides), their spaces and types, then the lets."""
-    env: dict = {}
-    spaces: dict[str, ir.ParamSpace] = {}
-    types: dict[str, type] = {}
-    declared: dict[str, SourcePos] = {}
+@dataclass
+class ResolvedParams:
+    """The spec's parameters and lets, and what each one's value was computed from."""
+
+    params: dict  # parameter values: defaults, then overrides
+    spaces: dict[str, ir.ParamSpace]
+    types: dict[str, type]
+    lets: dict
+    values: dict  # parameters and lets: the globals every expression sees
+    declared: dict[str, SourcePos]
+    reads: dict[str, set[str]]  # name -> the parameters and lets its value was computed from
+
+
+def resolve_params(files: list[ast.SpecFile], overrides: dict, ctx: _Ctx) -> ResolvedParams:
+    """Parameter values (defaults, or the override given for it), their spaces and types, then the lets.
+
+    An override takes the place of its parameter's default where the parameter is declared, so a
+    later default or let computed from it sees the value given.
+    """
+    _check_override_names(files, overrides)
+    r = ResolvedParams({}, {}, {}, {}, {}, {}, {})
     for f in files:
         for p in f.params:
-            if p.name in declared:
+            if p.name in r.declared:
                 raise ctx.error(f"parameter '{p.name}' is declared twice", p.pos,
-                                f"first declared at {declared[p.name].path}:{declared[p.name].line}")
-            declared[p.name] = p.pos
-            default = evaluate(p.default, env, ctx)
-            types[p.name] = type(default)
-            space = _space(p, type(default), env, ctx)
+                                f"first declared at {r.declared[p.name].path}:{r.declared[p.name].line}")
+            r.declared[p.name] = p.pos
+            default_reads: set[str] = set()
+            default = evaluate(p.default, Names(r.values, read=default_reads), ctx)
+            r.types[p.name] = type(default)
+            space_reads: set[str] = set()
+            space = _space(p, type(default), Names(r.values, read=space_reads), ctx)
             if space is not None:
-                spaces[p.name] = space
+                r.spaces[p.name] = space
                 if not space.contains(default):
                     raise ctx.error(f"the default {ir._show(default)} of '{p.name}' is outside its space "
                                     f"{space.describe()}", p.default.pos)
-            env[p.name] = default
-    lets: dict = {}
-    for name, raw in overrides.items():
-        if name not in declared:
-            let_names = {l.name for f in files for l in f.lets}
-            if name in let_names:
-                raise SpecError(f"'{name}' is computed by a let and cannot be set; set the parameters it uses")
-            guess = did_you_mean(name, declared)
-            known = ", ".join(sorted(declared)) or "none"
-            raise SpecError(f"unknown parameter '{name}'",
-                            hint=(f"did you mean '{guess}'? " if guess else "") + f"the spec's parameters: {known}")
-        want = types[name]
-        try:
-            value = parse_override(name, raw, want)
-        except (ValueError, TypeError):
-            raise ctx.error(f"--{name} {raw}: '{name}' takes {_TYPE_WORDS[want]}", declared[name]) from None
-        space = spaces.get(name)
-        if space is not None and not space.contains(value):
-            raise ctx.error(f"--{name} {ir._show(value)} is outside the declared space {space.describe()}",
-                            declared[name])
-        env[name] = value
-    params = dict(env)
+            if p.name in overrides:
+                r.values[p.name] = _override(p.name, overrides[p.name], r.types[p.name], space, p.pos, ctx)
+                r.reads[p.name] = space_reads
+            else:
+                r.values[p.name] = default
+                r.reads[p.name] = default_reads | space_reads
+    r.params = dict(r.values)
     for f in files:
         for let in f.lets:
-            if let.name in env:
+            if let.name in r.values:
                 raise ctx.error(f"'{let.name}' is already defined", let.pos)
-            env[let.name] = lets[let.name] = evaluate(let.value, env, ctx)
-    return params, spaces, types, lets, env
+            reads: set[str] = set()
+            r.values[let.name] = r.lets[let.name] = evaluate(let.value, Names(r.values, read=reads), ctx)
+            r.reads[let.name] = reads
+    return r
+
+
+def _check_override_names(files: list[ast.SpecFile], overrides: dict) -> None:
+    declared = {p.name for f in files for p in f.params}
+    for name in overrides:
+        if name in declared:
+            continue
+        if any(let.name == name for f in files for let in f.lets):
+            raise SpecError(f"'{name}' is computed by a let and cannot be set; set the parameters it uses")
+        guess = did_you_mean(name, declared)
+        known = ", ".join(sorted(declared)) or "none"
+        raise SpecError(f"unknown parameter '{name}'",
+                        hint=(f"did you mean '{guess}'? " if guess else "") + f"the spec's parameters: {known}")
+
+
+def _override(name: str, raw, want: type, space: ir.ParamSpace | None, pos: SourcePos, ctx: _Ctx):
+    """The value of `--NAME RAW` for a parameter of type `want`, checked against the limits and its space."""
+    try:
+        value = parse_value(raw, want)
+    except (ValueError, TypeError):
+        raise ctx.error(f"--{name} {raw}: '{name}' takes {_TYPE_WORDS[want]}", pos) from None
+    problem = value_problem(value)
+    if problem:
+        raise ctx.error(f"--{name} {raw}: {problem}", pos)
+    if space is not None and not space.contains(value):
+        raise ctx.error(f"--{name} {ir._show(value)} is outside the declared space {space.describe()}", pos)
+    return value
+
+
+def _used_names(read: set[str], reads: dict[str, set[str]]) -> set[str]:
+    """The parameters and lets the network uses: those it reads, and everything their values were
+    computed from."""
+    used: set[str] = set()
+    stack = list(read)
+    while stack:
+        name = stack.pop()
+        if name not in used:
+            used.add(name)
+            stack.extend(reads.get(name, ()))
+    return used
 
 
 # ---------------------------------------------------------------- sequences
@@ -255,14 +340,15 @@ def _conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> in
 class _Expander:
     """Expands block calls into ir.Seq, checking arguments and shapes on the way."""
 
-    def __init__(self, blocks: dict[str, ast.BlockDef], env: dict, ctx: _Ctx):
+    def __init__(self, blocks: dict[str, ast.BlockDef], env: Names, ctx: _Ctx):
         self.blocks = blocks
         self.env = env
         self.ctx = ctx
         self.calling: list[str] = []
+        self.depth = 0  # sequences being expanded inside one another: block bodies, shortcut branches
 
     # -- arguments
-    def _bind(self, call: ast.Call, names: tuple[str, ...], defaults: dict, env: dict, what: str) -> dict:
+    def _bind(self, call: ast.Call, names: tuple[str, ...], defaults: dict, env: Names, what: str) -> dict:
         ctx = self.ctx
         bound: dict = {}
         positional = [a for a in call.args if a.name is None]
@@ -285,7 +371,7 @@ class _Expander:
             bound[arg.name] = (evaluate(arg.value, env, ctx), arg.pos)
         return bound
 
-    def _primitive(self, call: ast.Call, env: dict, shape: ir.Shape, name: str) -> ir.Layer:
+    def _primitive(self, call: ast.Call, env: Names, shape: ir.Shape, name: str) -> ir.Layer:
         ctx = self.ctx
         sig = PRIMITIVES[call.name]
         bound = self._bind(call, sig.positional, sig.defaults, env, f"'{call.name}'")
@@ -329,22 +415,26 @@ class _Expander:
         elif kind == "fc":
             out = (attrs["out"], 1, 1)
             attrs["in"] = c * h * w
+            problem = value_problem(attrs["in"])
+            if problem:
+                raise ctx.error(f"fc flattens {_fmt(shape)} to {problem}", call.pos)
         else:
             out = shape
+        problem = next(filter(None, map(value_problem, out)), None)
+        if problem:
+            raise ctx.error(f"{call.name} gives a {_fmt(out)} output, with {problem}", call.pos)
         if out[1] < 1 or out[2] < 1:
             raise ctx.error(f"{call.name} shrinks the {h}x{w} map below 1x1 (to {out[1]}x{out[2]})", call.pos,
                             "use a smaller stride or kernel, more padding, or a larger input")
         return ir.Layer(kind, name, attrs, shape, out, call.pos)
 
-    def block(self, call: ast.Call, env: dict, shape: ir.Shape, name: str, extra: dict | None = None) -> ir.Seq:
+    def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None) -> ir.Seq:
         """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride)."""
         ctx = self.ctx
         bdef = self.blocks[call.name]
         if call.name in self.calling:
             chain = " -> ".join(self.calling + [call.name])
             raise ctx.error(f"block '{call.name}' calls itself ({chain})", call.pos)
-        if len(self.calling) >= MAX_NESTING:
-            raise ctx.error(f"blocks are nested more than {MAX_NESTING} deep", call.pos)
         ctx.instances += 1
         if ctx.instances > MAX_BLOCK_INSTANCES:
             raise ctx.error(f"the network has more than {MAX_BLOCK_INSTANCES} blocks", call.pos)
@@ -358,15 +448,16 @@ class _Expander:
             if k in bound:
                 raise ctx.error(f"'{k}' is set both here and by the stage's '{k}'", bound[k][1])
             bound[k] = (v, call.pos)
-        local = dict(self.env)
+        formals = {}
         for f in bdef.formals:
             if f.name in bound:
-                local[f.name] = bound[f.name][0]
+                formals[f.name] = bound[f.name][0]
             elif f.default is not None:
-                local[f.name] = evaluate(f.default, self.env, ctx)
+                formals[f.name] = evaluate(f.default, self.env, ctx)
             else:
                 raise ctx.error(f"block '{call.name}' needs its '{f.name}' argument", call.pos,
                                 f"usage: {call.name}({', '.join(names)})")
+        local = self.env.with_locals(formals)
         ctx.trace.append(f"block '{call.name}' called at {call.pos.path}:{call.pos.line}:{call.pos.col}")
         self.calling.append(call.name)
         try:
@@ -375,7 +466,16 @@ class _Expander:
             self.calling.pop()
             ctx.trace.pop()
 
-    def seq(self, body: ast.Seq, env: dict, shape: ir.Shape, name: str, block: str | None) -> ir.Seq:
+    def seq(self, body: ast.Seq, env: Names, shape: ir.Shape, name: str, block: str | None) -> ir.Seq:
+        if self.depth >= MAX_NESTING:
+            raise self.ctx.error(f"blocks and shortcut branches nest more than {MAX_NESTING} deep", body.pos)
+        self.depth += 1
+        try:
+            return self._seq(body, env, shape, name, block)
+        finally:
+            self.depth -= 1
+
+    def _seq(self, body: ast.Seq, env: Names, shape: ir.Shape, name: str, block: str | None) -> ir.Seq:
         ctx = self.ctx
         counters: dict[str, int] = {}
 
@@ -402,7 +502,7 @@ class _Expander:
             cur = item.out_shape
         return ir.Seq(name, block, items, shape, cur)
 
-    def _join(self, stmt: ast.Add, env: dict, block_in: ir.Shape, main: ir.Shape,
+    def _join(self, stmt: ast.Add, env: Names, block_in: ir.Shape, main: ir.Shape,
               next_name: Callable[[str], str]) -> ir.Join:
         ctx = self.ctx
         name = next_name("add")
@@ -485,7 +585,8 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     if len(root.networks) > 1:
         raise ctx.error("a spec holds one network; this file has several", root.networks[1].pos)
     net = root.networks[0]
-    params, spaces, types, lets, env = resolve_params(files, overrides, ctx)
+    resolved = resolve_params(files, overrides, ctx)
+    env = Names(resolved.values)
     if net.input is None:
         raise ctx.error("the network has no 'input' shape", net.pos, "add e.g.: input 3x32x32")
     if net.classes is None:
@@ -503,7 +604,7 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     classes = _coerce(evaluate(net.classes, env, ctx), int, "classes", net.classes.pos, ctx)
     if classes < 1:
         raise ctx.error(f"classes must be >= 1, got {classes}", net.classes.pos)
-    env = dict(env, classes=classes)
+    env = env.with_locals({"classes": classes})  # the network's classes, whatever a parameter is named
     expander = _Expander(blocks, env, ctx)
     empty = ast.Seq((), net.pos)
     stem = expander.seq(net.stem or empty, env, input_shape, "stem", None)
@@ -545,9 +646,18 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     if head.out_shape != (classes, 1, 1):
         raise ctx.error(f"the head gives {_fmt(head.out_shape)}, but the network has {classes} classes "
                         f"(expected {classes}x1x1)", net.head.pos, "end the head with: avgpool; fc(classes)")
+    used = _used_names(env.read, resolved.reads)
+    for name, raw in overrides.items():
+        if name not in used:
+            raise ctx.error(f"--{name} {raw}: the network does not use parameter '{name}'",
+                            resolved.declared[name], "nothing the network computes reads it, so the value "
+                            "would be ignored; drop the option (or use the parameter in the spec)")
+    # A sweep searches the declared spaces; one of an unused parameter would only repeat trials.
+    spaces = {k: v for k, v in resolved.spaces.items() if k in used}
     return ir.Network(name=net.name, path=root.path, input_shape=input_shape, num_classes=classes,
-                      params=params, spaces=spaces, param_types=types, sources=dict(ctx.sources),
-                      stem=stem, stem_name=net.stem_name or "stem", stages=stages, head=head, lets=lets)
+                      params=resolved.params, spaces=spaces, param_types=resolved.types,
+                      sources=dict(ctx.sources), stem=stem, stem_name=net.stem_name or "stem", stages=stages,
+                      head=head, lets=resolved.lets)
 
 
 # Names an nn.Module already uses; a stage named so would shadow them.

@@ -31,11 +31,19 @@ def parse_spec_overrides(extra_args: list[str], sets: list[str] | None = None) -
             value = args[i]
         else:
             raise SpecError(f"--{key} needs a value", hint=f"e.g. --{key} VALUE or --set {key}=VALUE")
-        overrides[key.replace("-", "_")] = value
+        _put(overrides, key.replace("-", "_"), value)
         i += 1
     for item in sets or []:
         if "=" not in item:
             raise SpecError(f"--set {item}: expected NAME=VALUE")
         key, value = item.split("=", 1)
-        overrides[key.strip()] = value.strip()
+        _put(overrides, key.strip(), value.strip())
     return overrides
+
+
+def _put(overrides: dict[str, str], key: str, value: str) -> None:
+    # A second value would silently replace the first.
+    if key in overrides:
+        raise SpecError(f"parameter '{key}' is given twice ({overrides[key]} and {value})",
+                        hint="give each spec parameter once")
+    overrides[key] = value

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, IO
+from typing import IO, Any, Callable, Iterator
 
 
-def _atomic(path: Path, write: Callable[[IO], None], mode: str) -> None:
+@contextlib.contextmanager
+def atomic_path(path: Path, suffix: str = ".tmp") -> Iterator[str]:
+    """A temporary file name beside ``path`` for a writer that wants a name, not a file object
+    (an exporter). When the block ends without an error the file is given the mode a plain
+    open() would, fsynced and renamed onto ``path``; on an error it is removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         # mkstemp makes the file 0600; give it the mode a plain open() would (0666 less the umask),
         # so records in a shared reports folder stay readable by the team.
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, mode) as f:
-            write(f)
-            f.flush()
+        os.close(fd)
+        yield tmp
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -28,6 +33,11 @@ def _atomic(path: Path, write: Callable[[IO], None], mode: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _atomic(path: Path, write: Callable[[IO], None], mode: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        write(f)
 
 
 def _umask() -> int:

@@ -7,7 +7,9 @@ leaves nothing half-written; inputs are never overwritten, and a file of another
 
 from __future__ import annotations
 
+import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -25,6 +27,16 @@ def _fail(option: str, path: Path, why: str) -> OutputError:
     return OutputError(f"{option} {path}: {why}")
 
 
+def _cannot_write_in(folder: Path) -> str | None:
+    """Why nothing can be created in ``folder``, or None. Tried for real (a folder made and
+    removed at once): permission bits say nothing for root, /proc, read-only mounts."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".resdsl-write-test-"))
+    except OSError as e:
+        return "permission denied" if e.errno in (errno.EACCES, errno.EPERM) else (e.strerror or str(e))
+    return None
+
+
 def _check_parents(option: str, path: Path) -> None:
     """Every existing ancestor is a folder, and the nearest one lets us create what is missing."""
     probe = path.parent
@@ -32,8 +44,9 @@ def _check_parents(option: str, path: Path) -> None:
         if probe.exists() or probe.is_symlink():
             if not probe.is_dir():
                 raise _fail(option, path, f"{probe} is a file, not a folder")
-            if not os.access(probe, os.W_OK | os.X_OK):
-                raise _fail(option, path, f"cannot write in {probe} (permission denied)")
+            why = _cannot_write_in(probe)
+            if why:
+                raise _fail(option, path, f"cannot write in {probe} ({why})")
             return
         if probe.parent == probe:
             return
@@ -84,8 +97,9 @@ def check_output_dir(option: str, path: Path | str, *, reusable: Callable[[Path]
     if path.exists() and not path.is_dir():
         raise _fail(option, path, "exists and is a file, not a folder")
     _check_parents(option, path)
-    if path.is_dir() and not os.access(path, os.W_OK | os.X_OK):
-        raise _fail(option, path, "cannot write in it (permission denied)")
+    why = _cannot_write_in(path) if path.is_dir() else None
+    if why:
+        raise _fail(option, path, f"cannot write in it ({why})")
     if create:
         try:
             path.mkdir(parents=True, exist_ok=True)

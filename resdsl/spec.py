@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from pathlib import Path
 
 from . import ast, ir
 from .checker import check_network
 from .errors import SpecError
 from .paths import package_data_dir
-from .syntax import parse
+from .spec_limits import MAX_SPEC_BYTES
+from .syntax import parse, spec_too_big
 
 SPEC_SUFFIX = ".net"
 
@@ -36,12 +40,39 @@ def resolve_spec_path(spec: str | Path) -> Path:
 
 
 def _read(path: Path) -> str:
+    """The text of a spec file: a regular file only (a FIFO or a device would block or never end),
+    read no further than the size limit."""
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise SpecError(f"{path}: not a text file (spec files are UTF-8 text)") from None
+        # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SpecError(f"{path} is {_file_kind(info.st_mode)}, not a spec file",
+                            hint="a spec is a regular .net text file")
+        with open(fd, "rb", closefd=False) as f:
+            data = f.read(MAX_SPEC_BYTES + 1)
+    except OSError as e:
+        raise SpecError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SPEC_BYTES:
+        raise spec_too_big(str(path), max(info.st_size, len(data)))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (spec files are UTF-8 text)") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return kind
+    return "not a regular file"
 
 
 def load_files(spec: str | Path) -> tuple[list[ast.SpecFile], ast.SpecFile]:
@@ -55,34 +86,61 @@ def load_files(spec: str | Path) -> tuple[list[ast.SpecFile], ast.SpecFile]:
         base = path.resolve().parent
     ordered: list[ast.SpecFile] = []
     done: set[Path] = set()
-
-    def visit(f: ast.SpecFile, here: Path, stack: list[Path]) -> None:
-        for imp in f.imports:
-            target = _find_import(imp, here, f)
-            if target in stack:
-                chain = " -> ".join(p.name for p in stack[stack.index(target):] + [target])
-                raise SpecError(f"import cycle: {chain}", imp.pos, f.text)
-            if target in done:
-                continue
-            sub = parse(_read(target), str(target))
-            visit(sub, target.parent, stack + [target])
-            done.add(target)
-            ordered.append(sub)
-
+    folders = [*spec_search_path(), specs_dir()]
+    total = len(root.text.encode("utf-8", "surrogatepass"))
     root_key = Path(root.path).resolve() if root.path != "<spec>" else Path("<spec>")
-    visit(root, base, [root_key])
+    # Depth first with a stack of its own, not recursion: an import chain may be long. Each entry:
+    # a file, its folder, the chain of files that led to it, the imports of it still to visit.
+    stack = [(root, base, [root_key], iter(root.imports))]
+    while stack:
+        f, here, chain, pending = stack[-1]
+        imp = next(pending, None)
+        if imp is None:
+            stack.pop()
+            if stack:
+                done.add(chain[-1])
+                ordered.append(f)
+            continue
+        target = _find_import(imp, [here, *folders], f)
+        if target in chain:
+            cycle = " -> ".join(p.name for p in chain[chain.index(target):] + [target])
+            raise SpecError(f"import cycle: {cycle}", imp.pos, f.text)
+        if target in done:
+            continue
+        sub = parse(_read(target), str(target))
+        total += len(sub.text.encode("utf-8", "surrogatepass"))
+        if total > MAX_SPEC_BYTES:
+            raise SpecError(f"the spec and its imports are over {MAX_SPEC_BYTES} bytes, the limit", imp.pos, f.text)
+        stack.append((sub, target.parent, chain + [target], iter(sub.imports)))
     ordered.append(root)
     return ordered, root
 
 
-def _find_import(imp: ast.Import, here: Path, importer: ast.SpecFile) -> Path:
+SEARCH_PATH_VAR = "RESDSL_SPEC_PATH"
+# An import names a spec, never a path: letters, digits, '_', '-', '.', not starting with '.'.
+_IMPORT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def spec_search_path() -> list[Path]:
+    """The folders in RESDSL_SPEC_PATH (separated by os.pathsep), searched after the importing
+    file's folder and before the shipped specs."""
+    return [Path(p).expanduser() for p in os.environ.get(SEARCH_PATH_VAR, "").split(os.pathsep) if p.strip()]
+
+
+def _find_import(imp: ast.Import, folders: list[Path], importer: ast.SpecFile) -> Path:
+    if not _IMPORT_NAME.fullmatch(imp.target) or ".." in imp.target:
+        raise SpecError(f"import \"{imp.target}\": an import names a spec, not a path", imp.pos, importer.text,
+                        "write import \"NAME\" for NAME.net beside this file, in a folder of "
+                        f"${SEARCH_PATH_VAR} or among the shipped specs; add folders to ${SEARCH_PATH_VAR} "
+                        f"(separated by '{os.pathsep}') to import from elsewhere")
     name = imp.target if imp.target.endswith(SPEC_SUFFIX) else imp.target + SPEC_SUFFIX
-    for folder in (here, specs_dir()):
-        candidate = (folder / name)
+    for folder in folders:
+        candidate = folder / name
         if candidate.is_file():
             return candidate.resolve()
-    raise SpecError(f"cannot import \"{imp.target}\": no {name} beside this file or among the shipped specs",
-                    imp.pos, importer.text)
+    raise SpecError(f"cannot import \"{imp.target}\": no {name} beside this file, in ${SEARCH_PATH_VAR} or "
+                    "among the shipped specs", imp.pos, importer.text,
+                    "looked in: " + ", ".join(str(folder) for folder in folders))
 
 
 def load_network(spec: str | Path, overrides: dict | None = None,

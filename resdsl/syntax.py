@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
 from .errors import SourcePos, SpecError
 from .paths import package_data_dir
+from .spec_limits import INT_LIMIT, MAX_SPEC_BYTES, MAX_SYNTAX_DEPTH, value_problem
+
+_MAX_INT_DIGITS = len(str(INT_LIMIT))
 
 # What a user should read instead of Lark's terminal names.
 _TERMINAL_WORDS = {
@@ -17,7 +20,7 @@ _TERMINAL_WORDS = {
     "SHAPE": "a shape such as 3x32x32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'",
     "SEMICOLON": "';'", "EQUAL": "'='", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*', '/', '//' or '%'", "MINUS": "'-'", "PLUS": "'+'", "__ANON_0": "'..'",
+    "MUL_OP": "'*', '/', '//' or '%'", "SIGN": "'-' or '+'", "NOT": "'not'", "__ANON_0": "'..'",
     "$END": "end of file",
 }
 
@@ -60,17 +63,27 @@ class _ToAst(Transformer):
                          getattr(meta_or_tok, "column", 1) or 1)
 
     # ---- expressions ----
-    @v_args(meta=True)
-    def int_lit(self, meta, c):
-        return ast.Lit(int(c[0]), self._pos(c[0]))
+    def _literal(self, value, tok) -> ast.Lit:
+        problem = value_problem(value)
+        if problem:
+            raise SpecError(f"the literal {_shorten(str(tok))} is {problem}", self._pos(tok))
+        return ast.Lit(value, self._pos(tok))
 
-    @v_args(meta=True)
-    def float_lit(self, meta, c):
-        return ast.Lit(float(c[0]), self._pos(c[0]))
+    def _int(self, digits: str, tok) -> ast.Lit:
+        # Check the length first: int() of a long digit string is slow, and past 4300 digits raises.
+        digits = digits.lstrip("0") or "0"
+        if len(digits) > _MAX_INT_DIGITS:
+            raise SpecError(f"the literal {_shorten(digits)} is {value_problem(INT_LIMIT)}", self._pos(tok))
+        return self._literal(int(digits), tok)
 
-    @v_args(meta=True)
-    def str_lit(self, meta, c):
-        return ast.Lit(str(c[0])[1:-1], self._pos(c[0]))
+    def int_lit(self, c):
+        return self._int(str(c[0]), c[0])
+
+    def float_lit(self, c):
+        return self._literal(float(c[0]), c[0])
+
+    def str_lit(self, c):
+        return self._literal(str(c[0])[1:-1], c[0])
 
     @v_args(meta=True)
     def true_lit(self, meta, c):
@@ -80,39 +93,39 @@ class _ToAst(Transformer):
     def false_lit(self, meta, c):
         return ast.Lit(False, self._pos(meta))
 
-    @v_args(meta=True)
-    def var(self, meta, c):
+    def var(self, c):
         return ast.Var(str(c[0]), self._pos(c[0]))
 
     @v_args(meta=True)
-    def binop(self, meta, c):
-        left, op, right = c
-        return ast.BinOp(str(op), left, right, self._pos(op))
+    def chain(self, meta, c):
+        """operand (OP operand)+: arithmetic, products, a comparison."""
+        rest = tuple((str(c[i]), c[i + 1], self._pos(c[i])) for i in range(1, len(c), 2))
+        return ast.Chain(c[0], rest, self._pos(meta))
 
     @v_args(meta=True)
-    def compare(self, meta, c):
-        return self.binop(meta, c)
+    def or_chain(self, meta, c):
+        return ast.Chain(c[0], tuple(("or", e, e.pos) for e in c[1:]), self._pos(meta))
 
     @v_args(meta=True)
-    def or_op(self, meta, c):
-        return ast.BinOp("or", c[0], c[1], self._pos(meta))
+    def and_chain(self, meta, c):
+        return ast.Chain(c[0], tuple(("and", e, e.pos) for e in c[1:]), self._pos(meta))
 
-    @v_args(meta=True)
-    def and_op(self, meta, c):
-        return ast.BinOp("and", c[0], c[1], self._pos(meta))
+    def not_op(self, c):
+        *nots, operand = c
+        return ast.UnaryOp("not", len(nots), operand, self._pos(nots[-1]))
 
-    @v_args(meta=True)
-    def not_op(self, meta, c):
-        return ast.UnaryOp("not", c[0], self._pos(meta))
-
-    @v_args(meta=True)
-    def neg(self, meta, c):
-        return ast.UnaryOp("-", c[0], self._pos(meta))
+    def signed(self, c):
+        *signs, operand = c
+        minus = [s for s in signs if s == "-"]
+        if not minus:
+            return operand  # unary plus changes nothing
+        return ast.UnaryOp("-", len(minus), operand, self._pos(minus[-1]))
 
     @v_args(meta=True)
     def cond(self, meta, c):
-        then, test, otherwise = c
-        return ast.Cond(then, test, otherwise, self._pos(meta))
+        *pairs, otherwise = c
+        cases = tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+        return ast.Cond(cases, otherwise, self._pos(meta))
 
     # ---- sequences ----
     @v_args(meta=True)
@@ -189,7 +202,7 @@ class _ToAst(Transformer):
     def input_decl(self, meta, c):
         if len(c) == 1 and isinstance(c[0], Token):
             pos = self._pos(c[0])
-            return ("input", tuple(ast.Lit(int(v), pos) for v in str(c[0]).split("x")), pos)
+            return ("input", tuple(self._int(v, c[0]) for v in str(c[0]).split("x")), pos)
         return ("input", tuple(c), self._pos(meta))
 
     @v_args(meta=True)
@@ -234,10 +247,14 @@ class _ToAst(Transformer):
 
 def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
     """Parse spec text into a SpecFile; syntax errors become SpecError with file:line:col."""
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_SPEC_BYTES:
+        raise spec_too_big(path, size)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as e:
         raise _syntax_error(e, text, path) from None
+    _check_depth(tree, text, path)
     try:
         items = _ToAst(path).transform(tree).children
     except VisitError as e:
@@ -250,6 +267,31 @@ def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
         {ast.Import: spec.imports, ast.Param: spec.params, ast.Let: spec.lets,
          ast.BlockDef: spec.blocks, ast.NetworkDef: spec.networks}[type(item)].append(item)
     return spec
+
+
+def spec_too_big(path: str, size: int) -> SpecError:
+    return SpecError(f"the spec is {size} bytes: the limit is {MAX_SPEC_BYTES} bytes",
+                     SourcePos(path, 1, 1))
+
+
+def _check_depth(tree: Tree, text: str, path: str) -> None:
+    """Refuse a tree nested deeper than MAX_SYNTAX_DEPTH, before anything walks it recursively.
+
+    Chains of operators and prefixes are flat in the grammar, so depth comes only from brackets,
+    { } bodies and the few levels every statement has; this walk itself is a loop.
+    """
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_SYNTAX_DEPTH:
+            pos = SourcePos(path, getattr(node.meta, "line", 1), getattr(node.meta, "column", 1))
+            raise SpecError(f"the spec nests more than {MAX_SYNTAX_DEPTH} levels deep here (brackets and "
+                            "{ } bodies inside one another)", pos, text)
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+
+
+def _shorten(text: str, keep: int = 20) -> str:
+    return text if len(text) <= 2 * keep else f"{text[:keep]}...{text[-keep:]} ({len(text)} characters)"
 
 
 def _syntax_error(e: UnexpectedInput, text: str, path: str) -> SpecError:

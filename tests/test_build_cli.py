@@ -1,6 +1,8 @@
 """`resdsl build` as a user runs it, the Python API, names in the state_dict, ONNX export."""
 
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -126,6 +128,22 @@ def test_onnx_export_matches_torch(tmp_path):
     (logits,) = ReferenceEvaluator(model).run(None, {"image": x})
     expected = net.eval()(torch.from_numpy(x)).detach().numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_file_has_the_usual_mode_and_no_temp_file_is_left(tmp_path):
+    """The export goes through a temporary file renamed into place; the file keeps the mode a
+    plain open() gives (0666 less the umask), not the temporary file's 0600."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from resdsl.build_cmd import export_onnx
+
+    old = os.umask(0o002)
+    try:
+        export_onnx(resdsl.build(SPECS / "cifar_6n2.net", n=1, width=4), (3, 32, 32), tmp_path / "m.onnx")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.onnx").stat().st_mode) == 0o666 & ~0o002 == 0o664
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]
 
 
 def test_a_new_block_design_is_spec_text_only():

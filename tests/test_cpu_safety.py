@@ -89,17 +89,20 @@ def test_layout_choice_follows_the_isa_and_the_model(monkeypatch):
 def test_every_failing_case_of_the_probe_is_run_in_nchw():
     probe = _probe()
     Case = probe.Case
-    cases = [Case(1, 4, 2, "channels_last"), Case(2, 7, 2, "channels_last"), Case(1, 8, 2, "channels_last"),
-             Case(1, 4, 1, "channels_last"), Case(1, 4, 2, "nchw"), Case(2, 7, 2, "nchw")]
+    cases = [Case(1, 4, 2, "channels_last"), Case(1, 7, 2, "channels_last"), Case(2, 7, 2, "channels_last"),
+             Case(1, 8, 2, "channels_last"), Case(1, 4, 1, "channels_last"), Case(1, 4, 2, "nchw"),
+             Case(2, 7, 2, "nchw")]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(2) as pool:
         results = dict(zip(cases, pool.map(lambda c: probe.run_case(c, "AVX2", 60)["result"], cases)))
     failing = [c for c, r in results.items() if r != "ok"]
     if torch.__version__.startswith("2.13.0"):
-        # the emulation reproduces the bug, or this test would prove nothing
+        # the emulation reproduces the bug, or this test would prove nothing. With one thread it
+        # crashes every time; with two the gradients come out wrong only when the threads race
+        # (seen often on an idle machine, not always on a loaded one), so that case is not required.
         assert results[Case(1, 4, 2, "channels_last")] == "crash", results
-        assert results[Case(2, 7, 2, "channels_last")] in ("wrong", "hang", "crash"), results
+        assert results[Case(1, 7, 2, "channels_last")] == "crash", results
     assert results[Case(1, 4, 2, "nchw")] == "ok" and results[Case(2, 7, 2, "nchw")] == "ok", results
     for c in failing:
         assert c.layout == "channels_last" and probe.resdsl_layout(c, "AVX2") == "NCHW", (c, results[c])

@@ -116,3 +116,20 @@ def test_a_folder_without_write_permission(place):
         assert code == 2 and "permission denied" in out
     finally:
         locked.chmod(0o700)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_a_folder_where_nothing_can_be_created_even_for_root(place):
+    """Permission bits say nothing for root or /proc: the check tries for real."""
+    for args in (["train", "cifar_6n2", *TRAIN, "--out", "/proc/resdsl-run"],
+                 ["report", place / "adir", "--out", "/proc/resdsl-report"],
+                 ["build", "cifar_6n2", "--onnx", "/proc/resdsl.onnx"]):
+        code, out = cli(*args)
+        assert code == 2 and "cannot write in /proc" in out, (args, out)
+    # the storage is checked before --out is created: a refused sweep leaves no folder behind
+    (place / "tiny.net").write_text("network t {\n  input 3x8x8\n  classes 2\n  stem s { conv(4, 3); bn; relu }\n"
+                                    "  head { avgpool; fc(classes) }\n}\n")
+    code, out = cli("sweep", place / "tiny.net", "--grid", "lr=0.1", *TRAIN[:-1], "--out", place / "sw",
+                    "--storage", "sqlite:////proc/resdsl.db")
+    assert code == 2 and "--storage /proc/resdsl.db: cannot write in /proc" in out
+    assert not (place / "sw").exists()

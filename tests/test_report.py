@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 from resdsl.errors import ReportError
 from resdsl.report import paper
 from resdsl.report.command import build_report, report_command
-from resdsl.report.figures import edf, pareto_front
+from resdsl.pareto import pareto_front
+from resdsl.report.figures import edf
 from resdsl.report.records import apply_filters, load_runs
 from resdsl.report.render import latex_escape, render, to_markdown
 from resdsl.report.tables import fmt_best_mean_std, fmt_millions, table2, table3, table4, table5, table6
@@ -382,7 +383,7 @@ def test_edf_param_and_sweep_helpers(records):
     assert labels == ["all (n=6)", "lr=0.05 (n=3)", "lr=0.1 (n=3)"]
     x = np.array([41e6, 41e6, 160e6, 160e6, 640e6, 640e6])
     y = np.array([11.2, 11.8, 9.5, 10.1, 9.0, 12.0])
-    assert pareto_front(x, y).tolist() == [0, 2, 4]
+    assert pareto_front(np.column_stack([x, y])) == [0, 2, 4]
     e, f = edf([3.0, 1.0, 2.0, 2.0])
     assert e.tolist() == [1.0, 2.0, 2.0, 3.0] and f.tolist() == [0.25, 0.5, 0.75, 1.0]
 

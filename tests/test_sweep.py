@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from resdsl.cli import app
 from resdsl.errors import SweepError
 from resdsl.sweep.space import parse_grid, parse_objective
-from resdsl.sweep.command import parse_count
+from resdsl.sweep.plan import parse_count
 
 from conftest import REPO
 
@@ -344,3 +344,41 @@ def test_grid_and_count_parsing():
     obj = parse_objective("error,flops", "synthetic", 500)
     assert obj.metrics == ["val_err", "flops"] and obj.directions == ["minimize", "minimize"]
     assert parse_objective("error", "imagenet", 0).metrics == ["test_err"]
+
+
+# --------------------------------------------------------------------------- plan and display
+
+def test_default_study_name_is_stable(tmp_path):
+    """The default study name is a hash of the sweep's settings: a re-run of the same command
+    finds the same study (this value is what the command has always given)."""
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.train.options import FIELDS
+
+    # what `resdsl sweep cifar_6n2 --data synthetic --iters 30` gives plan_sweep
+    train = {f.name: f.default for f in FIELDS if f.name not in ("seed", "sync_bn")}
+    train.update(data="synthetic", iters=30)
+    plan = plan_sweep("cifar_6n2", {}, train, SweepOptions(
+        grid=["n=1,2", "lr=0.1,0.05"], seeds=2, out=tmp_path / "s"))
+    assert plan.study_name == "cifar_resnet-0fdeece1"
+    assert plan.sampler == "grid" and plan.network == "cifar_resnet"
+    assert plan.objective.metrics == ["val_err"] and plan.train["val_split"] > 0
+    assert plan.space.grid() == {"n": [1, 2], "lr": [0.1, 0.05], "seed": [0, 1]}
+    assert plan.storage == f"sqlite:///{(tmp_path / 's' / 'study.db').resolve()}"
+
+
+def test_pareto_table_lists_the_front_by_error(capsys):
+    from types import SimpleNamespace
+
+    from optuna.distributions import IntDistribution
+
+    from resdsl.sweep.display import print_pareto
+
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for n, values in ((1, [0.30, 40e6]), (2, [0.25, 80e6]), (3, [0.31, 80e6]), (4, [0.20, 160e6])):
+        study.add_trial(optuna.trial.create_trial(
+            params={"n": n}, distributions={"n": IntDistribution(1, 9)}, values=values))
+    print_pareto(study, SimpleNamespace(objective=parse_objective("error,flops", "synthetic", 500)))
+    rows = [[c.strip() for c in line.split("│")[1:-1]]
+            for line in capsys.readouterr().out.splitlines() if "n=" in line]
+    # trial 2 (0.31 at 80M) is beaten by trial 1 (0.25 at 80M)
+    assert rows == [["3", "n=4", "0.2", "160M"], ["1", "n=2", "0.25", "80M"], ["0", "n=1", "0.3", "40M"]]

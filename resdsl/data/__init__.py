@@ -20,13 +20,14 @@ from pathlib import Path
 
 from resdsl.errors import DataError, did_you_mean
 from resdsl.data.arrays import ImageArrays, mean_image, normalize, split_validation
+from resdsl.text import choose
 from resdsl.data.cifar import (
     CIFAR10_CLASSES, CifarEvalLoader, CifarLoader, CifarLoaders, augment_cifar, cache_dir,
     cifar_loaders, download_cifar10, find_cifar10, load_cifar10, verify_cifar10,
 )
 from resdsl.data.imagenet import (
-    ImageFolder, ImageMean, ImageNetData, ImageNetLoader, multiscale_scores, open_imagenet,
-    tencrop_scores,
+    TEST_MODES, ImageFolder, ImageMean, ImageNetData, ImageNetLoader, multiscale_scores,
+    multiscale_sizes, open_imagenet, tencrop_scores,
 )
 from resdsl.data.metrics import top1_error, top5_error, topk_correct
 from resdsl.data.safe_pickle import safe_load_pickle
@@ -35,17 +36,20 @@ from resdsl.data.synthetic import make_synthetic
 DATASETS = ("cifar10", "imagenet", "synthetic")
 
 __all__ = [
-    "DATASETS", "open_dataset", "CIFAR10_CLASSES", "ImageArrays", "CifarEvalLoader", "CifarLoader",
+    "DATASETS", "TEST_MODES", "open_dataset", "CIFAR10_CLASSES", "ImageArrays", "CifarEvalLoader",
+    "CifarLoader",
     "CifarLoaders", "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
     "find_cifar10", "load_cifar10", "mean_image", "normalize", "split_validation",
     "verify_cifar10", "ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
-    "multiscale_scores", "open_imagenet", "tencrop_scores", "top1_error", "top5_error",
+    "multiscale_scores", "multiscale_sizes", "open_imagenet", "tencrop_scores", "top1_error",
+    "top5_error",
     "topk_correct", "safe_load_pickle", "make_synthetic",
 ]
 
 
 def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> ImageArrays | ImageNetData:
     """Open a data set by name; see the module docstring for the options of each."""
+    choose("unknown data set", name, DATASETS, DataError)  # one of the three below, or an error
     if name == "cifar10":
         val_size, seed = opts.pop("val_size", 0), opts.pop("seed", 0)
         _no_extra(name, opts, {"download", "strict_counts"})
@@ -65,9 +69,6 @@ def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> Image
         _no_extra(name, opts, {"crop", "resize", "scale", "mean", "mean_sample", "seed",
                                "num_workers"})
         return open_imagenet(data_dir, **opts)
-    guess = did_you_mean(name, DATASETS)
-    raise DataError(f"unknown data set {name!r}; choose one of {', '.join(DATASETS)}"
-                    + (f" (did you mean {guess!r}?)" if guess else ""))
 
 
 def _no_extra(name: str, opts: dict, allowed: set[str]) -> None:

@@ -41,12 +41,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from resdsl.errors import DataError, did_you_mean
+from resdsl.text import choose
 from resdsl.io import atomic_write_bytes
 from resdsl.data.cifar import cache_dir
 from resdsl.data.stream import ResumableStream, mix_seed
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
-MULTISCALE_SIZES = (224, 256, 384, 480, 640)
+MULTISCALE_SIZES = (224, 256, 384, 480, 640)   # shorter sides of multi-scale testing at crop 224
 # AlexNet's PCA of ImageNet RGB pixels in [0, 1] (as used by fb.resnet.torch); columns of
 # the matrix are the eigenvectors.
 PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
@@ -481,7 +482,9 @@ class _EvalBatches:
 
 # --------------------------------------------------------------------------- the data set
 
-TEST_MODES = ("center", "10crop", "multiscale")
+# Final test views: single (the one standard view: the centre crop here, the image itself for
+# CIFAR) and the paper's ImageNet views (section 3.4).
+TEST_MODES = ("single", "center", "10crop", "multiscale")
 
 
 @dataclass
@@ -513,18 +516,13 @@ class ImageNetData:
     def val_dataset(self, mode: str = "center") -> ImageFolder:
         """``center``: (3, c, c); ``10crop``: (10, 3, c, c); ``multiscale``: the full image
         (3, H, W) as stored, for ``multiscale_scores``."""
-        if mode == "single":  # the run record's name for the one standard view
-            mode = "center"
-        if mode == "center":
+        choose("unknown test mode", mode, TEST_MODES, DataError)
+        if mode in ("single", "center"):  # single: the run record's name for the one standard view
             t = CenterCropTransform(self.mean, self.resize, self.crop)
         elif mode == "10crop":
             t = TenCropTransform(self.mean, self.resize, self.crop)
-        elif mode == "multiscale":
+        else:  # multiscale
             t = FullImageTransform(self.mean, None)
-        else:
-            guess = did_you_mean(mode, TEST_MODES)
-            raise DataError(f"unknown test mode {mode!r}; choose one of {', '.join(TEST_MODES)}"
-                            + (f" (did you mean {guess!r}?)" if guess else ""))
         return ImageFolder(self.val_items, self.classes, t)
 
     def train_loader(self, batch_size: int, *, seed: int = 0, num_workers: int | None = None,
@@ -581,6 +579,12 @@ def tencrop_scores(model: torch.nn.Module, crops: torch.Tensor) -> torch.Tensor:
     """(B, 10, 3, h, w) from ``TenCropTransform`` -> (B, K) softmax averaged over the crops."""
     b, n = crops.shape[:2]
     return _softmax_scores(model, crops.flatten(0, 1)).view(b, n, -1).mean(1)
+
+
+def multiscale_sizes(crop: int) -> list[int]:
+    """The shorter sides of multi-scale testing for a net trained on ``crop`` x ``crop`` crops:
+    the paper's {224, 256, 384, 480, 640} at crop 224, in proportion for other crops."""
+    return [round(s * crop / 224) for s in MULTISCALE_SIZES]
 
 
 @torch.no_grad()

@@ -12,7 +12,6 @@ A figure is only made where there is data for it; `FigureSet.skipped` says what 
 from __future__ import annotations
 
 import io
-import math
 import re
 from dataclasses import dataclass, field
 
@@ -24,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from resdsl.errors import ReportError, did_you_mean
+from resdsl.pareto import pareto_front
 from resdsl.report.records import COMPLETED, RunSet, load_metrics, load_responses
 
 CURVE_FIGURES = {"imagenet": ("figure4", "Figure 4 style: training on ImageNet"),
@@ -198,17 +198,6 @@ def response_figures(rs: RunSet) -> FigureSet:
 
 # ---------------------------------------------------------------- sweeps
 
-def pareto_front(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Indices of the points no other point beats in both x and y (both minimized), by x."""
-    order = np.lexsort((y, x))
-    front, best = [], math.inf
-    for i in order:
-        if y[i] < best:
-            front.append(i)
-            best = y[i]
-    return np.array(front, dtype=int)
-
-
 def edf(errors) -> tuple[np.ndarray, np.ndarray]:
     """Error distribution function: F(e) = fraction of models with error < e (as step points)."""
     e = np.sort(np.asarray(errors, dtype=float))
@@ -301,7 +290,7 @@ def sweep_figures(rs: RunSet, edf_param: str | None = None) -> FigureSet:
             x = df.loc[ok, c].astype(float).to_numpy()
             y = err[ok].to_numpy()
             ax.scatter(x, y, s=18, alpha=0.7, label="trials")
-            fr = pareto_front(x, y)
+            fr = np.array(pareto_front(np.column_stack([x, y])), dtype=int)
             if len(fr):
                 ax.step(x[fr], y[fr], where="post", color="crimson", lw=1.6, label="Pareto front")
                 ax.scatter(x[fr], y[fr], s=40, facecolors="none", edgecolors="crimson")

@@ -18,6 +18,7 @@ import pandas as pd
 from resdsl import record
 from resdsl.errors import ReportError, did_you_mean
 from resdsl.report.paper import PAPER_SCHEDULE
+from resdsl.text import parse_value
 
 # Columns of the runs frame, in order. Errors are fractions in [0, 1].
 COLUMNS = [
@@ -315,14 +316,15 @@ def _matches(value: Any, wanted: str) -> bool:
             return wanted.lower() in ("null", "")
     except (TypeError, ValueError):
         pass
-    if isinstance(value, (bool, np.bool_)):
-        return wanted.lower() in (("true", "1", "yes") if value else ("false", "0", "no"))
-    if isinstance(value, (int, float, np.integer, np.floating)):
-        try:
-            return float(value) == float(wanted)
-        except (TypeError, ValueError):
-            return False
-    return str(value).lower() == wanted.lower()
+    # the wanted text is read by the type of the recorded value, by the one rule of the CLI
+    try:
+        if isinstance(value, (bool, np.bool_)):
+            return parse_value(wanted, bool) == bool(value)
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            return parse_value(wanted, float) == float(value)
+        return parse_value(wanted, str).lower() == str(value).lower()
+    except ValueError:
+        return False
 
 
 def _lookup(rs: RunSet, run_dir: str, row: pd.Series, key: str) -> tuple[bool, Any]:

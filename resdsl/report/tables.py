@@ -17,6 +17,7 @@ import pandas as pd
 from resdsl.report.paper import (CAPTIONS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE6,
                                  TABLE6_PLAIN_DEPTHS, Match, PaperRow)
 from resdsl.report.records import COMPLETED
+from resdsl.text import format_count
 
 REDUCED_MARK = "*"
 NOTE_DIFF = "Δ = ours − paper, in percentage points; for \"best (mean±std)\" cells Δ compares the best."
@@ -93,17 +94,6 @@ def fmt_millions(n: float | int | None) -> str:
         return ""
     m = float(n) / 1e6
     return f"{m:.2f}M" if m < 10 else f"{m:.1f}M"
-
-
-def fmt_count(n) -> str:
-    """FLOPs / params in engineering units: 40.8M, 3.60G."""
-    if n is None or pd.isna(n):
-        return ""
-    n = float(n)
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}" if n / scale < 100 else f"{n / scale:.0f}{unit}"
-    return f"{n:.0f}"
 
 
 def _s(v) -> str:
@@ -247,8 +237,8 @@ def runs_table(runs: pd.DataFrame) -> Table:
             "shortcut": _s(r.shortcut),
             "block": _s(r.block),
             "test": _s(r.test_mode),
-            "params": fmt_count(r.params),
-            "FLOPs": fmt_count(r.flops),
+            "params": format_count(r.params),
+            "FLOPs": format_count(r.flops),
             "seed": "" if pd.isna(r.seed) else str(int(r.seed)),
             "status": r.status,
             "iters": "" if pd.isna(r.iters) else str(int(r.iters)),

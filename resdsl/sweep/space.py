@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resdsl.errors import ResdslError, SweepError, did_you_mean
+from resdsl.text import parse_value
 
 # Training fields a sweep can vary (TrainConfig field -> value type).
 TRAIN_FIELDS: dict[str, type] = {
@@ -129,37 +130,11 @@ def parse_grid(items: list[str]) -> list[tuple[str, list[str]]]:
     return out
 
 
-def _parse_value(name: str, raw: str, ptype: type) -> Any:
-    text = raw.strip()
-    if ptype is bool:
-        low = text.lower()
-        if low in ("true", "1", "yes", "on"):
-            return True
-        if low in ("false", "0", "no", "off"):
-            return False
-        raise SweepError(f"--grid {name}: {raw!r} is not true or false")
-    if ptype is int:
-        try:
-            return int(text)
-        except ValueError:
-            try:
-                f = float(text)
-            except ValueError:
-                f = math.nan
-            if math.isfinite(f) and f.is_integer():
-                return int(f)
-            raise SweepError(f"--grid {name}: {raw!r} is not a whole number") from None
-    if ptype is float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise SweepError(f"--grid {name}: {raw!r} is not a number") from None
-        if not math.isfinite(v):
-            raise SweepError(f"--grid {name}: {raw!r} is not a finite number")
-        return v
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
-        text = text[1:-1]
-    return text
+def _grid_value(name: str, raw: str, ptype: type) -> Any:
+    try:
+        return parse_value(raw, ptype)
+    except ValueError as e:
+        raise SweepError(f"--grid {name}: {e}") from None
 
 
 def classify(name: str, spec_params: dict) -> tuple[str, str]:
@@ -223,7 +198,7 @@ def build_space(net, grid_items: list[str], fixed: dict, sampler: str, seeds: in
             raise SweepError(f"{key} is both fixed (--{key} {fixed[key]}) and swept (--grid {key}=...); "
                              "drop one")
         ptype = net.param_types.get(key, type(net.params[key])) if target == "spec" else TRAIN_FIELDS[key]
-        values = [_parse_value(key, v, ptype) for v in raw_values]
+        values = [_grid_value(key, v, ptype) for v in raw_values]
         if len(set(map(repr, values))) != len(values):
             raise SweepError(f"--grid {key}: two values are the same number ({', '.join(raw_values)})")
         if validate is not None:

@@ -5,15 +5,20 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
 - The command's process prepares the study under a lock (a file lock beside an SQLite storage):
   it fails the RUNNING trials of dead workers (same host, pid gone; other hosts through Optuna's
   heartbeat), queues a retry of every trial that was interrupted or killed, and, under the grid
-  sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial`` with the
-  point's GridSampler ``grid_id``, so Optuna's GridSampler sees the same grid). A grid point is
-  covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a reason of
-  its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
+  sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial``). A grid
+  point is covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a
+  reason of its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
 - Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
   new trial while the study has fewer than --trials.
 - Several machines on one server storage prepare without a shared lock; if two queue the same
   point at the same moment, the later trial is recorded PRUNED as "duplicate" when popped.
+
+Optuna is used through its public API: the storage object the sweep made itself (its public
+methods), trial ids looked up by trial number, ``enqueue_trial``/``add_trial``/``tell``. Two
+places use what Optuna keeps for itself, each with its reason in a comment: running a given
+queued trial (``optuna.Trial(study, trial_id)``) and reading a queued trial's parameters (the
+``fixed_params`` system attribute ``enqueue_trial`` writes).
 
 Every trial records in its user attributes: ``status`` (completed, diverged, failed, pruned,
 over_budget, invalid, duplicate, interrupted, killed), ``reason``, ``run_dir``, ``config_hash``,
@@ -46,6 +51,7 @@ from resdsl.errors import ResdslError, SweepError
 from resdsl.io import atomic_write_json
 from resdsl.record import is_completed, read_json, read_metrics
 from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
+from resdsl.text import format_count
 
 HEARTBEAT_INTERVAL = 10     # seconds between a running trial's heartbeats
 GRACE_PERIOD = 40           # a RUNNING trial without a heartbeat for this long is dead
@@ -53,6 +59,7 @@ MAX_STALE_RETRIES = 3       # heartbeat retries of one trial within a sweep
 FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "invalid",
                   "duplicate")
 RETRY_STATUSES = (None, "running", "interrupted", "killed")
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")   # Optuna trial states of a trial that has ended
 SCAN_DEPTH = 5              # reports/sweeps/<study>/runs/<run> is 4 levels below reports/
 
 
@@ -81,6 +88,7 @@ class SweepPlan:
     min_resource: int = 1
     max_resource: int = 1
     prune_startup: int = 3
+    network: str = ""                # the checked network's name, for messages
 
 
 # --------------------------------------------------------------------------- Optuna plumbing
@@ -148,8 +156,10 @@ def _grid_sampler_class():
     from optuna.samplers import GridSampler
 
     class QuietGrid(GridSampler):
-        """GridSampler whose after_trial does not call study.stop(): the sweep drives its own
-        queue with ask/tell (stop() is only legal inside study.optimize)."""
+        """GridSampler whose after_trial does nothing: the sweep queues every grid point itself
+        and drives the queue with ask/tell, while GridSampler's after_trial would call
+        study.stop() (only legal inside study.optimize) and looks up the grid id it assigns
+        itself, which enqueued trials do not have."""
 
         def after_trial(self, study, trial, state, values) -> None:
             return None
@@ -159,18 +169,6 @@ def _grid_sampler_class():
 
 def _GridSampler(space, seed=0):
     return _grid_sampler_class()(space, seed=seed)
-
-
-def grid_id(sampler, point: dict) -> int | None:
-    """The index GridSampler gives this point (its shuffled grid), or None if unknown."""
-    grids = getattr(sampler, "_all_grids", None)
-    names = getattr(sampler, "_param_names", None)
-    if grids is None or names is None:
-        return None
-    try:
-        return grids.index(tuple(point[n] for n in names))
-    except (ValueError, KeyError):
-        return None
 
 
 def open_study(plan: SweepPlan, storage, create: bool):
@@ -198,7 +196,15 @@ def open_study(plan: SweepPlan, storage, create: bool):
 
 def trial_params(t) -> dict:
     """A trial's parameters, including those only fixed by enqueue_trial so far."""
+    # A queued trial has no params yet; enqueue_trial keeps them in this system attribute and
+    # Optuna has no public accessor for them.
     return {**t.system_attrs.get("fixed_params", {}), **t.params}
+
+
+def trial_id(storage, study, number: int) -> int:
+    """The storage's id of a study's trial (Optuna's trial objects keep it private)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
 def point_key(params: dict, names: list[str]) -> tuple:
@@ -282,23 +288,25 @@ class Prepared:
     total: int | None = None  # target size of the study (grid points or --trials)
 
 
-def prepare(study, plan: SweepPlan) -> Prepared:
-    """Recover dead workers' trials, queue retries and missing grid points (see module doc)."""
+def prepare(study, storage, plan: SweepPlan) -> Prepared:
+    """Recover dead workers' trials, queue retries and missing grid points (see module doc).
+    ``storage`` is the one the study was opened on."""
     import optuna
+    from optuna.storages import RetryFailedTrialCallback
     from optuna.trial import TrialState
 
     out = Prepared()
-    storage = study._storage
     host = socket.gethostname()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = str(t.user_attrs.get("worker", ""))
         h, _, pid = w.rpartition(":")
         if h == host and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
             with contextlib.suppress(Exception):
-                storage.set_trial_user_attr(t._trial_id, "status", "killed")
-                storage.set_trial_user_attr(t._trial_id, "reason",
-                                            f"its worker process (pid {pid}) died")
-                if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                tid = trial_id(storage, study, t.number)
+                storage.set_trial_user_attr(tid, "status", "killed")
+                storage.set_trial_user_attr(tid, "reason", f"its worker process (pid {pid}) died")
+                # the storage's RUNNING -> FAIL succeeds once, for one of several preparers
+                if storage.set_trial_state_values(tid, state=TrialState.FAIL):
                     out.recovered += 1
     with contextlib.suppress(Exception):
         optuna.storages.fail_stale_trials(study)
@@ -306,7 +314,7 @@ def prepare(study, plan: SweepPlan) -> Prepared:
     trials = study.get_trials(deepcopy=False)
     retried_numbers: set[int] = set()
     for t in trials:
-        retried_numbers.update(t.system_attrs.get("retry_history", []))
+        retried_numbers.update(RetryFailedTrialCallback.retry_history(t))
     names = plan.space.names
     covered = {point_key(trial_params(t), names) for t in trials if covers(t)}
     n_counting = sum(1 for t in trials if covers(t))
@@ -322,19 +330,12 @@ def prepare(study, plan: SweepPlan) -> Prepared:
     if plan.sampler == "grid":
         points = plan.space.grid_points()
         out.total = len(points) if plan.trials is None else min(len(points), plan.trials)
-        sampler = study.sampler
-        space = plan.space.grid()
         for p in points:
             if plan.trials is not None and n_counting >= plan.trials:
                 break
             if point_key(p, names) in covered:
                 continue
             study.enqueue_trial(p, user_attrs={"queued_by": worker_id()})
-            gid = grid_id(sampler, p)
-            if gid is not None:
-                last = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[-1]
-                storage.set_trial_system_attr(last._trial_id, "search_space", space)
-                storage.set_trial_system_attr(last._trial_id, "grid_id", gid)
             covered.add(point_key(p, names))
             n_counting += 1
             out.queued += 1
@@ -439,19 +440,13 @@ def _first_line(e: BaseException) -> str:
     return msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
 
 
-def _fmt_count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return f"{n:g}"
-
-
 class TrialRunner:
     """Runs one popped trial to its end and tells the study the outcome."""
 
-    def __init__(self, plan: SweepPlan, study):
+    def __init__(self, plan: SweepPlan, study, storage):
         self.plan = plan
         self.study = study
+        self.storage = storage
         self.index = RunIndex(plan.reuse_roots) if plan.reuse else None
         self.out = Path(plan.out)
 
@@ -479,7 +474,7 @@ class TrialRunner:
     def run(self, trial) -> None:
         from optuna.trial import TrialState
         from resdsl.analysis import summarize
-        from resdsl.train.config import TrainConfig, config_hash, resolve
+        from resdsl.train import TrainConfig, config_hash, resolve
 
         plan = self.plan
         space = plan.space
@@ -517,7 +512,7 @@ class TrialRunner:
                                    ("params", plan.max_params, ns.params)):
             if limit is not None and value > limit:
                 self.finish(trial, TrialState.PRUNED, status="over_budget",
-                            reason=f"over --max-{what}: {_fmt_count(value)} > {_fmt_count(limit)} "
+                            reason=f"over --max-{what}: {format_count(value)} > {format_count(limit)} "
                                    f"({value:,} > {int(limit):,}); not trained")
                 return
         runs: list[dict] = []
@@ -606,7 +601,7 @@ class TrialRunner:
             return plan.pruner != "none" and trial.should_prune()
 
         try:
-            with Heartbeat(self.study._storage, trial._trial_id):
+            with Heartbeat(self.storage, trial_id(self.storage, self.study, trial.number)):
                 if resume_dir is not None:
                     summary = resume(run_dir, on_eval=on_eval, progress=False, quiet=True)
                 else:
@@ -690,18 +685,21 @@ def _rows(run_dir: Path) -> list[dict]:
 
 # --------------------------------------------------------------------------- workers
 
-def pop_trial(study, plan: SweepPlan):
+def pop_trial(study, storage, plan: SweepPlan):
     """The next trial to run, or None: a WAITING trial (atomically), else under tpe/random a
     new one while the study is below --trials."""
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
-    storage = study._storage
-    for t in storage.get_all_trials(study._study_id, deepcopy=False, states=(TrialState.WAITING,)):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        tid = trial_id(storage, study, t.number)
         try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
+            # the storage's WAITING -> RUNNING succeeds for one caller only
+            if storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                # study.ask() also pops the queue, but makes a new trial when it is empty (an
+                # extra grid point); the public Trial class has no other way to run this one.
+                return optuna.Trial(study, tid)
         except UpdateFinishedTrialError:
             continue
     if plan.sampler == "grid":
@@ -718,10 +716,10 @@ def worker_loop(plan: SweepPlan, deadline: float | None = None) -> int:
     quiet_optuna()
     storage = make_storage(plan.storage)
     study = open_study(plan, storage, create=False)
-    runner = TrialRunner(plan, study)
+    runner = TrialRunner(plan, study, storage)
     done = 0
     while deadline is None or time.time() < deadline:
-        trial = pop_trial(study, plan)
+        trial = pop_trial(study, storage, plan)
         if trial is None:
             break
         try:

@@ -49,7 +49,7 @@ def record_dead_worker(plan, pid: int, returncode: int) -> list[int]:
     returns their numbers. A crash is final (status failed); a kill is retried on a re-run."""
     from optuna.trial import TrialState
 
-    from resdsl.sweep.study import make_storage, open_study
+    from resdsl.sweep.study import make_storage, open_study, trial_id
 
     how = describe_exit(returncode)
     crash = _is_crash(returncode)
@@ -66,9 +66,10 @@ def record_dead_worker(plan, pid: int, returncode: int) -> list[int]:
         run_dir = (runs[-1].get("run_dir") if runs else None) or t.user_attrs.get("run_dir")
         if run_dir:
             _mark_run(Path(run_dir), "failed" if crash else "interrupted", reason)
-        storage.set_trial_user_attr(t._trial_id, "status", status)
-        storage.set_trial_user_attr(t._trial_id, "reason", reason)
-        if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+        tid = trial_id(storage, study, t.number)
+        storage.set_trial_user_attr(tid, "status", status)
+        storage.set_trial_user_attr(tid, "reason", reason)
+        if storage.set_trial_state_values(tid, state=TrialState.FAIL):
             failed.append(t.number)
     return failed
 

@@ -10,7 +10,8 @@ Python API (used by ``resdsl sweep``)::
 from resdsl.train.config import (
     RECIPES, ResolvedConfig, TrainConfig, config_hash, load_request, resolve,
 )
+from resdsl.train.data import synthetic_sizes
 from resdsl.train.runner import resume, train
 
 __all__ = ["RECIPES", "ResolvedConfig", "TrainConfig", "config_hash", "resolve", "train",
-           "resume", "load_request"]
+           "resume", "load_request", "synthetic_sizes"]

@@ -24,7 +24,9 @@ import math
 from dataclasses import asdict, field, fields, make_dataclass
 from typing import Any
 
-from resdsl.errors import ResdslError, RunError, did_you_mean
+from resdsl.data import DATASETS, TEST_MODES
+from resdsl.errors import ResdslError, RunError
+from resdsl.text import choose
 from resdsl.train.options import FIELDS
 
 RECIPES: dict[str, dict[str, Any]] = {
@@ -41,8 +43,6 @@ RECIPES: dict[str, dict[str, Any]] = {
         "eval_every": 5000,
     },
 }
-DATASETS = ("cifar10", "imagenet", "synthetic")
-TEST_MODES = ("single", "center", "10crop", "multiscale")
 AMP_MODES = ("bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -150,11 +150,7 @@ def _copy(r: ResolvedConfig, **changes) -> ResolvedConfig:
 
 
 def _choice(what: str, value: str, choices) -> str:
-    if value in choices:
-        return value
-    guess = did_you_mean(str(value), choices)
-    raise RunError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}"
-                   + (f" (did you mean {guess!r}?)" if guess else ""))
+    return choose(f"unknown {what}", value, choices, RunError)
 
 
 def _scaled_milestones(preset: dict, iters: int) -> list[int] | None:

@@ -11,8 +11,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
-from resdsl.data import multiscale_scores, tencrop_scores, topk_correct
-from resdsl.data.imagenet import MULTISCALE_SIZES
+from resdsl.data import multiscale_scores, multiscale_sizes, tencrop_scores, topk_correct
 from resdsl.train.devices import autocast, memory_format
 
 
@@ -117,9 +116,8 @@ def evaluate_final_view(model: torch.nn.Module, data, r, device: torch.device) -
     """The run's final test: ``r.test_mode``'s view of ``data`` (a ``RunData``), softmax outputs
     kept (predictions.pt, ensembles). ``r`` is the run's ``ResolvedConfig``."""
     if r.test_mode in ("10crop", "multiscale"):
-        h = r.net.input_shape[1]
-        scales = [round(s * h / 224) for s in MULTISCALE_SIZES]  # the sizes of a 224-pixel net, scaled
         return evaluate(model, data.final_test(r.test_mode, r.workers), device, data.num_classes,
-                        r.amp, keep_probs=True, view=r.test_mode, scales=scales)
+                        r.amp, keep_probs=True, view=r.test_mode,
+                        scales=multiscale_sizes(r.net.input_shape[1]))
     return evaluate(model, data.test, device, data.num_classes, r.amp, keep_probs=True,
                     view=periodic_view(r.data))
