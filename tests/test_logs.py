@@ -176,6 +176,16 @@ def test_sweep_trials_report_every_evaluation_show_progress_and_write_scalars(tm
         "--out", str(out), "--no-reuse", "--tensorboard", str(tb)], terminal_width=200)
     assert r.exit_code == 0, r.output
     names = optuna.get_all_study_names(storage=f"sqlite:///{out / 'study.db'}")
+    # where the scalars go changes no result, nor the study's default name
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.train.options import FIELDS
+
+    train_opts = {f.name: f.default for f in FIELDS
+                  if f.name not in ("seed", "sync_bn", "tensorboard")}
+    train_opts.update(data="synthetic", device="cpu", batch_size=16, iters=30, eval_every=10)
+    plain = plan_sweep(str(tmp_path / "tiny.net"), {}, train_opts,
+                       SweepOptions(grid=["n=1,2"], out=out, reuse=False))
+    assert names == [plain.study_name]
     study = optuna.load_study(study_name=names[0], storage=f"sqlite:///{out / 'study.db'}")
     assert len(study.trials) == 2
     for t in study.trials:
