@@ -8,6 +8,7 @@ share one rule for each instead of a copy each.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any, Iterable
 
 from resdsl.errors import did_you_mean
@@ -97,3 +98,16 @@ def choose(what: str, value, choices: Iterable[str], error: type[Exception]):
     guess = did_you_mean(str(value), choices)
     raise error(f"{what} {value!r}: choose one of {', '.join(choices)}"
                 + (f" (did you mean {guess!r}?)" if guess else ""))
+
+
+def seconds_from_env(name: str, default: float) -> float:
+    """A positive number of seconds from environment variable ``name``; ``default`` when it is
+    unset, not a number or not positive (a tuning knob: a typo must not stop a run)."""
+    text = os.environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        return default
+    return value if math.isfinite(value) and value > 0 else default

@@ -72,6 +72,7 @@ def sweep_command(
     from resdsl.sweep.plan import SweepOptions, plan_sweep
     from resdsl.sweep.run import run_sweep
     from resdsl.sweep.study import quiet_optuna
+    from resdsl.train.scalars import check_scalars_dir
 
     quiet_optuna()
     options = SweepOptions(
@@ -79,7 +80,13 @@ def sweep_command(
         objective=objective, pruner=pruner, max_flops=max_flops, max_params=max_params, out=out,
         study_name=study_name, storage=storage, workers=workers, reuse=reuse)
     overrides = parse_spec_overrides(ctx.args, set_)
+    # where the scalars go changes no result: checked here and kept out of the plan's checks
+    # and of the study's default name, then every trial's runs get a folder in it
+    scalars_root = train_options.pop("tensorboard")
+    if scalars_root is not None:
+        scalars_root = check_scalars_dir(scalars_root)
     plan = plan_sweep(spec, overrides, train_options, options)
+    plan.train["tensorboard"] = scalars_root
     interrupted = run_sweep(plan)
     show_results(plan)
     if interrupted:

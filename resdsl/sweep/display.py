@@ -1,6 +1,7 @@
-"""What a sweep shows: the opening lines, the live progress (a line per finished trial, on a
-terminal a panel of the running trials), and at the end the table (also study.csv), the
-per-configuration summary over seeds and the Pareto front or the best trial.
+"""What a sweep shows: the opening lines, the live progress (a line per finished trial; on a
+terminal a panel of the running trials with their iteration, loss and ETA, elsewhere a progress
+line per running trial every $RESDSL_PROGRESS_EVERY_S seconds), and at the end the table (also
+study.csv), the per-configuration summary over seeds and the Pareto front or the best trial.
 
 Reads the study through its storage; changes nothing in it.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from pathlib import Path
 
 from resdsl.cli_common import console
@@ -16,6 +18,7 @@ from resdsl.io import atomic_write_text
 from resdsl.pareto import pareto_front
 from resdsl.sweep.study import FINISHED, Prepared, SweepPlan, covers, trial_params
 from resdsl.text import format_count
+from resdsl.train.progress import progress_every_s, progress_text
 
 
 def _fmt(v) -> str:
@@ -68,7 +71,11 @@ def print_start(plan: SweepPlan, study, prep: Prepared, nothing_to_run: bool) ->
 
 class Monitor:
     """Polls the storage once a second: a line per finished trial; on a terminal also a live
-    panel (running trials with their parameters, done/pruned/failed counts, best so far)."""
+    panel (running trials with their parameters and progress, done/pruned/failed counts, best
+    so far), elsewhere a progress line per running trial every progress_every_s() seconds.
+
+    A trial's progress is the ``progress`` user attribute its worker records every few seconds
+    (resdsl.sweep.study.Heartbeat)."""
 
     def __init__(self, plan: SweepPlan, total: int | None, skip: set[int]):
         from resdsl.sweep.study import make_storage
@@ -82,6 +89,9 @@ class Monitor:
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.live = None
         self.lock = threading.Lock()
+        self.every_s = progress_every_s()
+        self.progress_shown: dict[int, tuple[float, dict]] = {}   # trial -> (when, what) last shown
+        self.started = time.monotonic()
 
     def start(self) -> "Monitor":
         if console.is_terminal:
@@ -120,6 +130,35 @@ class Monitor:
                         console.print(line, highlight=False, soft_wrap=True, markup=False)
             if self.live is not None:
                 self.live.update(self._panel(trials))
+            else:
+                self._progress_lines(trials)
+
+    def _progress_lines(self, trials) -> None:
+        """Not on a terminal: each running trial's progress, at most every self.every_s
+        seconds, when it changed."""
+        now = time.monotonic()
+        for t in trials:
+            progress = t.user_attrs.get("progress")
+            if t.state.name != "RUNNING" or not progress:
+                continue
+            when, shown = self.progress_shown.get(t.number, (self.started, None))
+            if progress != shown and now - when >= self.every_s:
+                self.progress_shown[t.number] = (now, progress)
+                _print(f"trial {t.number} running  {_params_text(t)}  {self._progress(t)}")
+
+    def _progress(self, t) -> str:
+        """A running trial's training progress and last reported objective value."""
+        parts = []
+        progress = t.user_attrs.get("progress")
+        if progress:
+            if self.plan.space.seeds > 1 and not self.plan.space.seed_dim:
+                parts.append(f"seed {progress.get('seed')}")
+            parts.append(progress_text(progress))
+        steps = t.intermediate_values
+        if steps:
+            it = max(steps)
+            parts.append(f"{self.plan.objective.metrics[0]} {_fmt(steps[it])} at iter {it}")
+        return "  ".join(parts)
 
     def _counts(self, trials) -> str:
         from resdsl.sweep.study import is_retryable
@@ -165,12 +204,9 @@ class Monitor:
         lines = []
         for t in trials:
             if t.state.name == "RUNNING":
-                steps = t.intermediate_values
-                last = ""
-                if steps:
-                    it = max(steps)
-                    last = f"  iter {it}: {self.plan.objective.metrics[0]} {_fmt(steps[it])}"
-                lines.append(f"running trial {t.number}: {_params_text(t)}{last}")
+                progress = self._progress(t)
+                lines.append(f"running trial {t.number}: {_params_text(t)}"
+                             + (f"\n  {progress}" if progress else ""))
         lines.append(self._counts(trials))
         return Panel(Text("\n".join(lines)), title=f"sweep {self.plan.study_name}", expand=False)
 

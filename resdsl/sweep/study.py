@@ -22,8 +22,11 @@ queued trial (``optuna.Trial(study, trial_id)``) and reading a queued trial's pa
 
 Every trial records in its user attributes: ``status`` (completed, diverged, failed, pruned,
 over_budget, invalid, duplicate, interrupted, killed), ``reason``, ``run_dir``, ``config_hash``,
-``reused_from``, ``params_count``, ``flops``, the final metrics, and ``runs`` (one entry per
-seed). A run folder's config.json gets ``"sweep": {"study", "trial", "params"}``.
+``reused_from``, ``params_count``, ``flops``, the final metrics, ``runs`` (one entry per
+seed) and, while and after it trains, ``progress`` (its run's latest iteration, loss, ETA:
+``Heartbeat``). A single-objective study gets every evaluation of the first seed's run
+(``trial.report``; Optuna keeps no intermediate values for several objectives). A run
+folder's config.json gets ``"sweep": {"study", "trial", "params"}``.
 
 Reuse: a trial whose content hash (``resdsl.train.config_hash``: spec sources, parameters,
 recipe, seed) equals that of a completed run reuses it instead of training. Completed runs are
@@ -54,6 +57,9 @@ from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
 from resdsl.text import format_count
 
 HEARTBEAT_INTERVAL = 10     # seconds between a running trial's heartbeats
+# seconds between records of a running trial's progress: a few small writes a minute per worker,
+# whatever the iteration rate (several workers share one SQLite file)
+PROGRESS_INTERVAL = 5
 GRACE_PERIOD = 40           # a RUNNING trial without a heartbeat for this long is dead
 MAX_STALE_RETRIES = 3       # heartbeat retries of one trial within a sweep
 FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "invalid",
@@ -408,17 +414,40 @@ def tag_run(run_dir: Path, study: str, number: int, params: dict) -> None:
 
 
 class Heartbeat:
-    """Records the running trial's heartbeat every HEARTBEAT_INTERVAL seconds."""
+    """Records the running trial's heartbeat every HEARTBEAT_INTERVAL seconds, and its training
+    progress as the user attribute ``progress`` every PROGRESS_INTERVAL seconds when it changed
+    and once more at the end (the sweep's display shows it; so does optuna-dashboard).
 
-    def __init__(self, storage, trial_id: int):
-        self.storage, self.trial_id = storage, trial_id
+    ``listen`` is the training loop's progress listener (``resdsl.train.train(on_progress=)``):
+    it only keeps the latest snapshot, so the loop never waits for the storage."""
+
+    def __init__(self, storage, trial_id: int, seed: int | None = None):
+        self.storage, self.trial_id, self.seed = storage, trial_id, seed
+        self.latest: dict | None = None
+        self.published: dict | None = None
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
+    def listen(self, snapshot: dict) -> None:
+        self.latest = snapshot
+
+    def _publish(self) -> None:
+        snapshot = self.latest
+        if snapshot is None or snapshot is self.published:
+            return
+        with contextlib.suppress(Exception):
+            self.storage.set_trial_user_attr(self.trial_id, "progress",
+                                             {**snapshot, "seed": self.seed})
+            self.published = snapshot
+
     def _run(self) -> None:
-        while not self.stop.wait(HEARTBEAT_INTERVAL):
-            with contextlib.suppress(Exception):
-                self.storage.record_heartbeat(self.trial_id)
+        last_beat = time.monotonic()
+        while not self.stop.wait(PROGRESS_INTERVAL):
+            self._publish()
+            if time.monotonic() - last_beat >= HEARTBEAT_INTERVAL:
+                last_beat = time.monotonic()
+                with contextlib.suppress(Exception):
+                    self.storage.record_heartbeat(self.trial_id)
 
     def __enter__(self):
         with contextlib.suppress(Exception):
@@ -429,6 +458,7 @@ class Heartbeat:
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join(timeout=5)
+        self._publish()
         return False
 
 
@@ -574,6 +604,11 @@ class TrialRunner:
                 run_dir = self.out / "runs" / (run_dir_name(trial.number, tag) + f"-{k}")
         run_dir = run_dir.resolve()
         run["run_dir"] = str(run_dir)
+        scalars_root = plan.train.get("tensorboard")
+        if scalars_root is not None and resume_dir is None:
+            # side by side in TensorBoard: one folder per run, named like the run's folder (a
+            # resumed run goes on in the folder its request names)
+            r = r.with_tensorboard(str(Path(scalars_root) / run_dir.name))
         if first:
             self.set(trial, run_dir=str(run_dir), config_hash=h, reused_from=None)
         self.set(trial, runs=runs + [run])
@@ -601,11 +636,14 @@ class TrialRunner:
             return plan.pruner != "none" and trial.should_prune()
 
         try:
-            with Heartbeat(self.storage, trial_id(self.storage, self.study, trial.number)):
+            with Heartbeat(self.storage, trial_id(self.storage, self.study, trial.number),
+                           seed) as beat:
                 if resume_dir is not None:
-                    summary = resume(run_dir, on_eval=on_eval, progress=False, quiet=True)
+                    summary = resume(run_dir, on_eval=on_eval, on_progress=beat.listen,
+                                     progress=False, quiet=True)
                 else:
-                    summary = train(r, run_dir, on_eval=on_eval, progress=False, quiet=True)
+                    summary = train(r, run_dir, on_eval=on_eval, on_progress=beat.listen,
+                                    progress=False, quiet=True)
         except KeyboardInterrupt:
             mark()
             run["status"] = "interrupted"

@@ -67,7 +67,7 @@ def train_command(
     spec: Optional[str] = typer.Argument(None, help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
     out: Optional[Path] = typer.Option(None, "--out", help="Run record folder (default reports/runs/<spec>-<params>-s<seed>-<time>)."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar; one log line per evaluation."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar or progress lines; only one log line per evaluation."),
     set_: opt.SetParam = None,
     *,
     train_options: dict,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, field, fields, make_dataclass
+from dataclasses import asdict, field, fields, make_dataclass, replace
 from typing import Any
 
 from resdsl.data import DATASETS, TEST_MODES
@@ -115,6 +115,11 @@ class _ResolvedConfigMethods:
         if out.warmup is not None and out.warmup["mode"] == "iters":
             out.warmup = dict(out.warmup, max_iters=min(out.warmup["max_iters"], iters))
         return out
+
+    def with_tensorboard(self, folder: str) -> "ResolvedConfig":
+        """The same run with its TensorBoard scalars in ``folder`` (a sweep gives each run its
+        own), in the request too, so a resumed run goes on writing there."""
+        return _copy(self, tensorboard=folder, request=replace(self.request, tensorboard=folder))
 
     def recipe_json(self) -> dict:
         """The ``recipe`` object of config.json (docs/ARCHITECTURE.md): every recorded field's
@@ -297,13 +302,18 @@ def resolve(cfg: TrainConfig) -> ResolvedConfig:
         plateau = {"patience": PLATEAU_PATIENCE, "threshold": PLATEAU_THRESHOLD,
                    "factor": 0.1, "max_drops": PLATEAU_MAX_DROPS,
                    "monitor": "val_err" if val_split else "test_err"}
+    tensorboard = None
+    if cfg.tensorboard is not None:
+        from resdsl.train.scalars import check_scalars_dir
+
+        tensorboard = check_scalars_dir(cfg.tensorboard)
     values = {f.name: getattr(cfg, f.name) for f in FIELDS}   # a field with no check: as given
     values.update(
         recipe=recipe, data=data, iters=iters, epochs=epochs, batch_size=batch, lr=lr,
         milestones=milestones, momentum=momentum, weight_decay=wd, warmup=warmup,
         val_split=val_split, seed=seed, device=device, amp=amp, compile=bool(cfg.compile),
         eval_every=eval_every, test_mode=test_mode, subset=subset, workers=workers,
-        input_shape=tuple(net.input_shape), sync_bn=bool(cfg.sync_bn))
+        input_shape=tuple(net.input_shape), sync_bn=bool(cfg.sync_bn), tensorboard=tensorboard)
     return ResolvedConfig(request=cfg, net=net, **values, full_iters=preset["iters"],
                           milestones_given=milestones_given, schedule=schedule, depth=depth,
                           plateau=plateau)

@@ -117,6 +117,10 @@ FIELDS: tuple[Field, ...] = (
           cli_type=str, parse=_parse_input),
     Field("sync_bn", bool, False, "--sync-bn",
           "Synchronize BN statistics across processes (torchrun).", record="sync_bn", hashed=True),
+    # where the scalars go changes no result: neither recorded in the recipe nor hashed
+    Field("tensorboard", str, None, "--tensorboard",
+          "Write every evaluation's metrics as TensorBoard scalars into DIR (a sweep: one "
+          "DIR/<run folder> per run). Needs the tensorboard package.", metavar="DIR"),
 )
 PREFIX = "train__"   # of the command parameters with_train_options adds
 

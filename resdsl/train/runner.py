@@ -33,7 +33,7 @@ from resdsl.train.devices import (
 from resdsl.train.evaluate import (
     EvalResult, ResponseProbe, evaluate, evaluate_final_view, periodic_view,
 )
-from resdsl.train.progress import Progress
+from resdsl.train.progress import Listener, Progress
 from resdsl.train.schedule import Schedule
 
 CIFAR_TRAIN_IMAGES = 50000
@@ -86,14 +86,15 @@ class _State:
 
 class Trainer:
     def __init__(self, r: ResolvedConfig, out_dir: Path, *, on_eval: OnEval | None,
-                 progress: bool, quiet: bool, resuming: bool):
+                 on_progress: Listener | None, progress: bool, quiet: bool, resuming: bool):
         self.r = r
         self.out = Path(out_dir)
         self.on_eval = on_eval
-        self.show_bar = progress and not quiet
-        self.show_lines = not progress and not quiet
-        self.quiet = quiet
+        self.on_progress = on_progress
+        # what Progress shows (resdsl.train.progress.SHOW)
+        self.show = "nothing" if quiet else "live" if progress else "evaluations"
         self.resuming = resuming
+        self.scalars = None
         self.hash = config_hash(r)
         self.dist: Dist = Dist()
         self.state = _State()
@@ -304,10 +305,15 @@ class Trainer:
                 record.start_record(self.out, self.config_json())
         self.seg0 = time.perf_counter()
         self.write_summary("running")
-        bar = Progress(r.iters, st.it, self.show_bar and self.dist.is_main,
-                        self.show_lines and self.dist.is_main, f"{r.net.name}")
+        bar = Progress(r.iters, st.it, self.show if self.dist.is_main else "nothing",
+                       r.net.name, listener=self.on_progress if self.dist.is_main else None)
         self.bar = bar
         try:
+            if r.tensorboard is not None and self.dist.is_main:
+                from resdsl.train.scalars import ScalarWriter
+
+                self.scalars = ScalarWriter(r.tensorboard,
+                                            resumed_at=st.it if self.resuming else None)
             with signals.StopFlag(on_force=self._forced_stop) as stop:
                 result = self._loop(stop)
         except KeyboardInterrupt:
@@ -322,6 +328,8 @@ class Trainer:
             raise
         finally:
             bar.close()
+            if self.scalars is not None:
+                self.scalars.close()
         return result
 
     def _seg_end(self) -> None:
@@ -437,7 +445,8 @@ class Trainer:
                     return diverged
                 if st.it % 10 == 0 or is_eval:
                     w = st.window
-                    self.bar.step(st.it, w.loss_sum / max(w.count, 1), w.err_sum / max(w.count, 1),
+                    self.bar.step(st.it, w.loss_sum / w.count if w.count else None,
+                                  w.err_sum / w.count if w.count else None,
                                   (w.count * world / w.train_s) if w.train_s > 0 else None)
             if is_eval:
                 stop_now = self._evaluate_and_record(final=st.it == r.iters)
@@ -458,6 +467,8 @@ class Trainer:
             row["elapsed_s"] = round(st.elapsed_s, 3)
             record.append_metrics(self.out, row)
             self._rows_cache.append(row)
+            if self.scalars is not None:
+                self.scalars.write(row)
             st.window = _Window()
             self.checkpoint()
             if final:
@@ -502,10 +513,11 @@ class Trainer:
 
 # --------------------------------------------------------------------------- API
 
-def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> dict:
+def _run(r: ResolvedConfig, out: Path, on_eval, on_progress, progress, quiet, resuming) -> dict:
     """Set up and run. A run that cannot start (bad data folder, unsupported option) raises
     before anything is written, so the same --out can be used again once it is fixed."""
-    trainer = Trainer(r, out, on_eval=on_eval, progress=progress, quiet=quiet, resuming=resuming)
+    trainer = Trainer(r, out, on_eval=on_eval, on_progress=on_progress, progress=progress,
+                      quiet=quiet, resuming=resuming)
     try:
         trainer.setup()
         return trainer.run()
@@ -514,25 +526,31 @@ def _run(r: ResolvedConfig, out: Path, on_eval, progress, quiet, resuming) -> di
 
 
 def train(cfg: TrainConfig | ResolvedConfig, out_dir: str | Path, *,
-          on_eval: OnEval | None = None, progress: bool = True, quiet: bool = False) -> dict:
+          on_eval: OnEval | None = None, on_progress: Listener | None = None,
+          progress: bool = True, quiet: bool = False) -> dict:
     """Train ``cfg`` and write its run record into ``out_dir``; return the summary dict.
 
     ``cfg`` is a request, or one already resolved (``resolve``), which is not checked again.
-    ``on_eval(row)`` gets each metrics.jsonl row (not the final one); returning True stops the
-    run with status "pruned". ``progress``: a rich progress bar on a terminal (else one line per
-    evaluation on stderr); ``quiet``: print nothing.
+    ``on_eval(row)`` gets each metrics.jsonl row, the final one too; returning True before the
+    final one stops the run with status "pruned". ``on_progress(snapshot)`` gets, every 10 to
+    20 iterations, ``{"iter", "iters", "train_loss", "train_err", "images_per_s", "eta_s"}`` (the
+    training window since the last evaluation; None where not known yet).
+    On stderr: ``progress``: a rich progress bar on a terminal, else one line per evaluation
+    and a progress line every ``$RESDSL_PROGRESS_EVERY_S`` seconds (default 30); without it,
+    the evaluation lines only; ``quiet``: nothing.
     """
     r = cfg if isinstance(cfg, ResolvedConfig) else resolve(cfg)
     out = Path(out_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         record.check_fresh(out)
-    return _run(r, out, on_eval, progress, quiet, resuming=False)
+    return _run(r, out, on_eval, on_progress, progress, quiet, resuming=False)
 
 
-def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool = True,
+def resume(run_dir: str | Path, *, on_eval: OnEval | None = None,
+           on_progress: Listener | None = None, progress: bool = True,
            quiet: bool = False) -> dict:
-    """Continue a run from its checkpoint; on CPU with the same seed the result equals an
-    uninterrupted run."""
+    """Continue a run from its checkpoint (``train``'s arguments); on CPU with the same seed
+    the result equals an uninterrupted run."""
 
     run_dir = Path(run_dir)
     request = load_request(run_dir)
@@ -540,4 +558,4 @@ def resume(run_dir: str | Path, *, on_eval: OnEval | None = None, progress: bool
     if status in record.FINISHED:
         raise RunError(f"{run_dir}: the run is {status}; there is nothing to resume")
     r = resolve(request)
-    return _run(r, run_dir, on_eval, progress, quiet, resuming=True)
+    return _run(r, run_dir, on_eval, on_progress, progress, quiet, resuming=True)

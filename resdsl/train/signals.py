@@ -21,6 +21,8 @@ import threading
 import time
 from typing import Callable
 
+from resdsl.text import seconds_from_env
+
 GRACE_ENV = "RESDSL_STOP_GRACE_S"
 DEFAULT_GRACE_S = 30.0
 SECOND_SIGNAL_WAIT_S = 2.0   # a responsive main thread raises KeyboardInterrupt well within this
@@ -33,14 +35,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def grace_seconds() -> float:
     """Seconds a run may take to stop after the first signal before it is ended."""
-    text = os.environ.get(GRACE_ENV)
-    if not text:
-        return DEFAULT_GRACE_S
-    try:
-        value = float(text)
-    except ValueError:
-        return DEFAULT_GRACE_S
-    return value if value > 0 else DEFAULT_GRACE_S
+    return seconds_from_env(GRACE_ENV, DEFAULT_GRACE_S)
 
 
 class StopFlag:
