@@ -8,23 +8,27 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
 
-from .analysis import NetSummary, estimate_memory, summarize
 from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
 from .io import atomic_path
-from .machine import available_host_memory, check_memory, memory_problem
-from .outputs import ONNX_MAGIC, check_output_file
-from .spec import load_network, parse_input_shape
 from .text import format_count
+
+# The spec layer (lark) is imported when the command runs, not for `resdsl --help`; torch only
+# for --onnx.
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .analysis import NetSummary
 
 
 def render_table1(summary: NetSummary, per_stage: bool) -> Table:
     """The paper's Table 1 layout: layer name, output size, [block structure] x count."""
+    from rich.table import Table
+
     table = Table(title=f"{summary.name} ({summary.depth}-layer)", show_lines=True)
     table.add_column("layer name", style="bold")
     table.add_column("output size", justify="right")
@@ -90,6 +94,11 @@ def build_command(
 
       resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx
     """
+    from .analysis import estimate_memory, summarize
+    from .machine import available_host_memory, check_memory, memory_problem
+    from .outputs import ONNX_MAGIC, check_output_file
+    from .spec import load_network, parse_input_shape
+
     overrides = parse_spec_overrides(ctx.args, set_)
     shape = parse_input_shape(input) if input else None
     net = load_network(spec, overrides, shape)

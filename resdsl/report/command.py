@@ -7,24 +7,24 @@ import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from resdsl.io import atomic_write_bytes, atomic_write_text
-from resdsl.report.figures import FigureSet, check_edf_param, figure_png, figure_svg, make_figures
-from resdsl.report.records import BadRun, RunSet, apply_filters, load_runs
-from resdsl.report.render import EXT, html_page, render, runs_csv, to_rich
-from resdsl.report.tables import PAPER_TABLES, Table, runs_table
 from resdsl.outputs import check_output_dir
+from resdsl.report.formats import EXT, FORMATS
 
+# pandas and matplotlib are imported by the functions that use them: the CLI imports this
+# module for `resdsl --help`.
+if TYPE_CHECKING:
+    from rich.console import Console
 
-class Format(str, Enum):
-    md = "md"
-    csv = "csv"
-    latex = "latex"
-    html = "html"
+    from resdsl.report.figures import FigureSet
+    from resdsl.report.records import BadRun, RunSet
+    from resdsl.report.tables import Table
+
+Format = Enum("Format", [(f, f) for f in FORMATS], type=str)
 
 
 @dataclass
@@ -44,6 +44,10 @@ class Report:
 
 def build_report(run_dir: Path, filters: list[str] | None = None, all_tables: bool = False,
                  edf_param: str | None = None, with_figures: bool = True) -> Report:
+    from resdsl.report.figures import check_edf_param, make_figures
+    from resdsl.report.records import apply_filters, load_runs
+    from resdsl.report.tables import PAPER_TABLES, runs_table
+
     rs = apply_filters(load_runs(run_dir), filters)
     check_edf_param(rs, edf_param)
     every = [runs_table(rs.runs)] + [build(rs.runs) for build in PAPER_TABLES.values()]
@@ -55,6 +59,9 @@ def build_report(run_dir: Path, filters: list[str] | None = None, all_tables: bo
 def write_report(report: Report, out: Path, fmt: str = "md") -> list[Path]:
     """Write every table (runs.<fmt>, table2.<fmt> ... table6.<fmt>), runs.csv (the runs frame,
     numbers), every figure as PNG and SVG, and the self-contained report.html. Atomic writes."""
+    from resdsl.report.figures import FigureSet, figure_png, figure_svg
+    from resdsl.report.render import html_page, render, runs_csv
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -133,6 +140,11 @@ def report_command(
 
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
     """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
+    from rich.console import Console
+
+    from resdsl.report.figures import FigureSet
+    from resdsl.report.render import html_page, render, to_rich
+
     # Piped to a file or a log, a table is not squeezed into 80 columns.
     if out is not None:
         check_output_dir("--out", out)        # before reading anything: a wrong path costs nothing

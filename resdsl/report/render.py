@@ -17,11 +17,9 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from resdsl.report.figures import FigureOut, figure_png
+from resdsl.report.formats import EXT
 from resdsl.report.records import BadRun
 from resdsl.report.tables import REDUCED_MARK, Table
-
-FORMATS = ("md", "csv", "latex", "html")
-EXT = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
 
 
 def _is_numberish(s: str) -> bool:
