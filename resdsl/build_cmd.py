@@ -72,7 +72,7 @@ def export_onnx(model, input_shape, path: Path) -> None:
 
 def build_command(
     ctx: typer.Context,
-    spec: str = typer.Argument(..., help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
+    spec: str = typer.Argument(..., metavar="SPEC", help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
     flops: bool = typer.Option(False, "--flops", help="Also show params and multiply-adds per stage."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (params, flops, stages) instead."),
     input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x320x320."),
@@ -86,12 +86,10 @@ def build_command(
 
     Examples:
 
+    \b
       resdsl build specs/resnet50.net --flops
-
       resdsl build specs/cifar_6n2.net --n 18 --json
-
       resdsl build specs/resnet50.net --stride_at 3x3 --input 3x320x320
-
       resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx
     """
     from .analysis import estimate_memory, summarize

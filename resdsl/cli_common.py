@@ -1,8 +1,14 @@
-"""Pieces every command shares: spec parameter overrides from the command line, the console."""
+"""Pieces every command shares: spec parameter overrides from the command line, the console,
+the help's layout (metavars, choices, -h)."""
 
 from __future__ import annotations
 
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Iterable, get_args, get_origin
+
 from rich.console import Console
+from typer.core import TyperCommand
 
 from .errors import SpecError
 
@@ -11,6 +17,79 @@ err_console = Console(stderr=True)
 
 # Commands that take a spec accept its parameters as unknown options: --n 18, --shortcut=none.
 SPEC_CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+# -h as well as --help, on the root and (inherited through the context) on every command.
+HELP_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+
+def choices_metavar(names: Iterable[str]) -> str:
+    """The metavar of an option that takes one of ``names``: [grid|tpe|random]."""
+    return "[" + "|".join(names) + "]"
+
+
+def complete_choices(names: Iterable[str]) -> Callable[[str], list[str]]:
+    """Shell completion of an option's value from its choices."""
+    names = tuple(names)
+
+    def complete(incomplete: str) -> list[str]:
+        return [n for n in names if n.startswith(incomplete)]
+
+    return complete
+
+
+def _default_metavar(annotation) -> str:
+    """What a value is, for an option or argument that names no metavar of its own."""
+    if get_origin(annotation) in (list, tuple):
+        annotation = get_args(annotation)[0]
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return choices_metavar(str(m.value) for m in annotation)
+    if annotation is int:
+        return "N"
+    if annotation is float:
+        return "NUMBER"
+    if isinstance(annotation, type) and issubclass(annotation, Path):
+        return "PATH"
+    return "TEXT"
+
+
+def _argument_label(param) -> str:
+    label = param.metavar or param.name.upper()
+    return label + ("..." if param.nargs != 1 else "")
+
+
+class HelpCommand(TyperCommand):
+    """A command whose help names each value by what it is (SPEC, DIR, N, NAME=VALUE) and never
+    by a Python type: typer writes ``<str>`` or ``<list[Path]>`` after every argument and after
+    each option that names no metavar. The usage line reads ``SPEC``, ``[SPEC]``, ``RUN_DIR...``.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if param.param_type_name == "option" and not param.is_flag and param.metavar is None:
+                param.metavar = _default_metavar(param.type_descriptor.annotation)
+
+    def format_options(self, ctx, formatter) -> None:
+        args, opts = [], []
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                args.append((_argument_label(param), record[1]))
+            else:
+                opts.append(record)
+        for title, rows in (("Arguments", args), ("Options", opts)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                label = _argument_label(param)
+                pieces.append(label if param.required else f"[{label}]")
+        return pieces
 
 
 def parse_spec_overrides(extra_args: list[str], sets: list[str] | None = None) -> dict[str, str]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
+from resdsl.cli_common import choices_metavar
 from resdsl.io import atomic_write_bytes, atomic_write_text
 from resdsl.outputs import check_output_dir
 from resdsl.report.formats import EXT, FORMATS
@@ -105,22 +106,23 @@ def report_command(
         metavar="DIR", show_default=False)],
     filter: Annotated[Optional[list[str]], typer.Option(
         "--filter", "-f",
+        metavar="KEY=VALUE",
         help="Keep only runs with KEY=VALUE (repeatable; all must hold). VALUE may be a list "
              "'a,b'; KEY!=VALUE excludes. Keys: dataset, depth, shortcut (none|A|B|C), block, "
              "status, recipe, kind (run|ensemble|trial), test_mode, seed, study, dotted config "
              "paths (recipe.lr, spec.params.n) or spec/sweep parameter names.")] = None,
     fmt: Annotated[Optional[Format], typer.Option(
-        "--format",
+        "--format", metavar=choices_metavar(FORMATS),
         help="Table format for files under --out (default md); without --out, print the tables "
              "in this format instead of the terminal view.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o",
+        "--out", "-o", metavar="DIR",
         help="Write every table, runs.csv, every figure (PNG and SVG) and a self-contained "
              "report.html to this folder.")] = None,
     all_tables: Annotated[bool, typer.Option(
         "--all-tables", help="Show every paper table, also those no run matches.")] = False,
     edf_param: Annotated[Optional[str], typer.Option(
-        "--edf-param",
+        "--edf-param", metavar="NAME",
         help="Sweep parameter to split the error distribution function by "
              "(default: the first swept parameter).")] = None,
 ) -> None:
@@ -132,12 +134,10 @@ def report_command(
 
     Examples:
 
+    \b
       resdsl report runs/
-
       resdsl report runs/ --filter dataset=cifar10 --filter depth=20,56
-
       resdsl report runs/ --out reports/cifar --format latex
-
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
     """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
     from rich.console import Console
