@@ -260,7 +260,7 @@ def test_runs_table(rs):
     t = runs_table(rs.runs)
     assert t.frame.iloc[0]["run"].startswith("cifar/")  # runs before ensembles and trials
     r = row(t, "run", "cifar/resnet20-s1")
-    assert (r["top-1 %"], r["params"], r["FLOPs"], r["status"], r["budget"], r["wall"]) == (
+    assert (r["top-1 err %"], r["params"], r["FLOPs"], r["status"], r["budget"], r["wall"]) == (
         "8.91", "272K", "40.8M", "completed", "full", "20m34s")
     assert row(t, "run", "cifar/resnet56-quick")["budget"] == "reduced: 2000 of 64000 iterations"
     assert row(t, "run", "cifar/plain110")["status"] == "diverged"
