@@ -1,8 +1,9 @@
 """Output that fits the terminal and files rounded to what they mean: the report's tables and the
-sweep's result table at 80 columns, runs.csv and study.csv."""
+sweep's result table at 80 columns, runs.csv and study.csv, and the figures' properties (Agg)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from resdsl.cli import app
+from resdsl.report.command import build_report
 from test_report import write_run
 
 LONG = "runs/cifar_6n2-n3_shortcutA_width16-s{seed}-20250101-120000"
@@ -131,3 +133,76 @@ def test_sweep_result_table_and_study_csv(tmp_path, monkeypatch, capsys):
     csv = (tmp_path / "s" / "study.csv").read_text()
     assert ",0.6377," in csv and "0.6376999" not in csv and "0.41200000000000003" not in csv
     assert ",61.2," in csv and "61.23456" not in csv
+
+
+# ---------------------------------------------------------------- figures (Agg)
+
+def _figure(rep, key):
+    return next(f for f in rep.figures.figures if f.key == key).figure
+
+
+def _vlines(ax) -> list[float]:
+    """x of the axes' vertical lines (axvline: two points at one x, spanning the axes)."""
+    return sorted(float(line.get_xdata()[0]) for line in ax.lines
+                  if len(set(map(float, line.get_xdata()))) == 1 and list(line.get_ydata()) == [0, 1])
+
+
+def test_figure6_panels_share_the_error_axis_and_mark_the_milestones(cifar):
+    fig = _figure(build_report(cifar), "figure6")
+    plain, residual = fig.axes[0], fig.axes[1]
+    assert plain.get_shared_y_axes().joined(plain, residual)
+    assert plain.get_ylim() == residual.get_ylim()
+    # the quick run's recipe has the cifar milestones too (written by write_run): one line each
+    assert _vlines(plain) == [32000.0, 48000.0] and _vlines(residual) == [32000.0, 48000.0]
+    assert "lr divided" in [t.get_text() for t in residual.get_legend().get_texts()]
+
+
+def test_plateau_drops_are_read_from_the_recorded_lr(tmp_path):
+    d = write_run(tmp_path, "in/r18", name="resnet18", dataset="imagenet", depth=18,
+                  test_mode="10crop", metrics=4, iters=8000, recipe_iters=8000)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["recipe"].update(schedule="plateau", milestones=None)
+    (d / "config.json").write_text(json.dumps(cfg))
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    for row, lr in zip(rows, [0.1, 0.1, 0.01, 0.001]):
+        row["lr"] = lr
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fig = _figure(build_report(tmp_path), "figure4")
+    # evaluations at 2000, 4000, 6000, 8000: lr fell after those at 4000 and 6000
+    assert _vlines(fig.axes[1]) == [4000.0, 6000.0] and _vlines(fig.axes[0]) == []
+
+
+def test_figure7_log_scale_when_one_net_dwarfs_another(tmp_path):
+    write_run(tmp_path, "a", name="r20", depth=20, responses=[1.0, 0.8, 0.6, 0.7])
+    write_run(tmp_path, "b", name="p20", depth=20, shortcut="none", block="plain",
+              responses=[12.0, 10.5, 11.0, 9.8])
+    fig = _figure(build_report(tmp_path), "figure7")
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
+    assert fig.axes[0].get_ylabel() == "std (log scale)"
+    write_run(tmp_path / "close", "a", name="r20", depth=20, responses=[1.0, 0.8, 0.6, 0.7])
+    write_run(tmp_path / "close", "b", name="p20", depth=20, shortcut="none", block="plain",
+              responses=[1.5, 1.2, 1.4, 1.1])
+    fig = _figure(build_report(tmp_path / "close"), "figure7")
+    assert [ax.get_yscale() for ax in fig.axes] == ["linear", "linear"]
+
+
+def test_figure7_counts_sweep_trials(tmp_path):
+    for t, width in enumerate((16, 32)):
+        write_run(tmp_path, f"sweeps/w/runs/trial-{t}", name="cifar_resnet", depth=20,
+                  iters=500, recipe_iters=500, responses=[1.16 if width == 16 else 1.32, 0.9, 0.7],
+                  sweep={"study": "w", "trial": t, "params": {"width": width, "seed": 0}})
+    fig = _figure(build_report(tmp_path), "figure7")
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["ResNet-20 width=16*", "ResNet-20 width=32*"]
+    assert [list(line.get_ydata()) for line in fig.axes[0].lines] == [[1.16, 0.9, 0.7],
+                                                                      [1.32, 0.9, 0.7]]
+
+
+def test_edf_legend_keeps_values_and_run_counts_apart(tmp_path):
+    for t, (n, err) in enumerate([(3, 0.10), (3, 0.12), (5, 0.08)]):
+        write_run(tmp_path, f"sweeps/d/runs/trial-{t}", name="cifar_resnet", depth=6 * n + 2,
+                  iters=500, recipe_iters=500, test_err=err,
+                  sweep={"study": "d", "trial": t, "params": {"n": n}})
+    legend = _figure(build_report(tmp_path), "sweep_d_edf").axes[0].get_legend()
+    assert legend.get_title().get_text() == "n"
+    assert [t.get_text() for t in legend.get_texts()] == ["all: 3 runs", "3: 2 runs", "5: 1 run"]
