@@ -134,8 +134,8 @@ def fit_table(table: Table, console: Console, width: int | None = None,
               breakable: Container[str] = ()) -> None:
     """Fix the widths of a rich table's columns so that it fits ``width`` (the console's) with
     no word folded: each column gets at least its longest word, header included, and the room
-    left is shared in proportion to what each column needs beyond that. Columns whose header is
-    in ``breakable`` (paths, free text) may fold. A table that fits as it is is left alone, and
+    left goes to the columns that need least first (``_share``). Columns whose header is in
+    ``breakable`` (paths, free text) may fold. A table that fits as it is is left alone, and
     so is one whose longest words alone do not fit: rich then folds rather than drops columns.
     """
     from rich.cells import cell_len
