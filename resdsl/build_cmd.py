@@ -8,23 +8,27 @@ import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.table import Table
 
-from .analysis import NetSummary, estimate_memory, summarize
 from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
 from .io import atomic_path
-from .machine import available_host_memory, check_memory, memory_problem
-from .outputs import ONNX_MAGIC, check_output_file
-from .spec import load_network, parse_input_shape
 from .text import format_count
+
+# The spec layer (lark) is imported when the command runs, not for `resdsl --help`; torch only
+# for --onnx.
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .analysis import NetSummary
 
 
 def render_table1(summary: NetSummary, per_stage: bool) -> Table:
     """The paper's Table 1 layout: layer name, output size, [block structure] x count."""
+    from rich.table import Table
+
     table = Table(title=f"{summary.name} ({summary.depth}-layer)", show_lines=True)
     table.add_column("layer name", style="bold")
     table.add_column("output size", justify="right")
@@ -68,7 +72,7 @@ def export_onnx(model, input_shape, path: Path) -> None:
 
 def build_command(
     ctx: typer.Context,
-    spec: str = typer.Argument(..., help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
+    spec: str = typer.Argument(..., metavar="SPEC", help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
     flops: bool = typer.Option(False, "--flops", help="Also show params and multiply-adds per stage."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (params, flops, stages) instead."),
     input: Optional[str] = typer.Option(None, "--input", metavar="CxHxW", help="Input shape, e.g. 3x320x320."),
@@ -82,14 +86,17 @@ def build_command(
 
     Examples:
 
+    \b
       resdsl build specs/resnet50.net --flops
-
       resdsl build specs/cifar_6n2.net --n 18 --json
-
       resdsl build specs/resnet50.net --stride_at 3x3 --input 3x320x320
-
       resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx
     """
+    from .analysis import estimate_memory, summarize
+    from .machine import available_host_memory, check_memory, memory_problem
+    from .outputs import ONNX_MAGIC, check_output_file
+    from .spec import load_network, parse_input_shape
+
     overrides = parse_spec_overrides(ctx.args, set_)
     shape = parse_input_shape(input) if input else None
     net = load_network(spec, overrides, shape)

@@ -1,4 +1,9 @@
-"""The `resdsl` command: a thin front end over the spec, training, sweep and report layers."""
+"""The `resdsl` command: a thin front end over the spec, training, sweep and report layers.
+
+Importing this module imports typer and the command modules only: each command imports its
+layer (torch, pandas, matplotlib, optuna) inside its function, so `resdsl --help`, shell
+completion and `resdsl build` start without them.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,24 @@ import sys
 import typer
 
 from .build_cmd import build_command
-from .cli_common import SPEC_CONTEXT
+from .cli_common import HELP_CONTEXT, SPEC_CONTEXT, HelpCommand
 from .errors import ResdslError
-from .train.command import ensemble_command, train_command
 from .report.command import report_command
 from .sweep.command import sweep_command
+from .train.command import ensemble_command, train_command
 
-app = typer.Typer(
+
+class _Typer(typer.Typer):
+    """Every command gets the help layout of HelpCommand unless it names another class."""
+
+    def command(self, name=None, *, cls=None, **kwargs):
+        return super().command(name, cls=cls or HelpCommand, **kwargs)
+
+
+app = _Typer(
     help="State residual network designs as short .net specs; check, build, train, sweep and report them.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
+    rich_markup_mode=None, context_settings=HELP_CONTEXT,
 )
 app.command("build", context_settings=SPEC_CONTEXT)(build_command)
 app.command("train", context_settings=SPEC_CONTEXT)(train_command)

@@ -1,5 +1,6 @@
 """Values as people write them: counts in engineering units, typed values from command-line
-strings, and the wording of a choice that was not one of the allowed names.
+strings, the wording of a choice that was not one of the allowed names, and the decimals a CSV
+file keeps.
 
 Below every layer (it imports only resdsl.errors), so the spec, train, sweep and report layers
 share one rule for each instead of a copy each.
@@ -17,6 +18,13 @@ _UNITS = (("G", 1e9), ("M", 1e6), ("K", 1e3))
 _TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string"}
 _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
+
+# CSV files (runs.csv, study.csv) keep errors as fractions, as the run record does, rounded to
+# ERROR_DECIMALS: one image of a 50,000-image test set is 2e-5, so no difference of an image is
+# lost, and float noise (0.6376999999999999) is. The tables show the same numbers in percent
+# with two decimals. Losses keep as many decimals; seconds SECONDS_DECIMALS.
+ERROR_DECIMALS = 6
+SECONDS_DECIMALS = 1
 
 
 def format_count(n, decimals: int | None = None) -> str:
@@ -111,3 +119,16 @@ def seconds_from_env(name: str, default: float) -> float:
     except ValueError:
         return default
     return value if math.isfinite(value) and value > 0 else default
+
+
+def csv_decimals(columns: Iterable[str]) -> dict[str, int]:
+    """The decimals each numeric column of a CSV file keeps, by its name: errors and losses
+    (``*_err``, ``*_loss``) ERROR_DECIMALS, seconds (``*_s``) SECONDS_DECIMALS; for
+    ``DataFrame.round``."""
+    out = {}
+    for c in columns:
+        if c.endswith(("_err", "_loss")):
+            out[c] = ERROR_DECIMALS
+        elif c.endswith("_s"):
+            out[c] = SECONDS_DECIMALS
+    return out

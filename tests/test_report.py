@@ -260,7 +260,7 @@ def test_runs_table(rs):
     t = runs_table(rs.runs)
     assert t.frame.iloc[0]["run"].startswith("cifar/")  # runs before ensembles and trials
     r = row(t, "run", "cifar/resnet20-s1")
-    assert (r["top-1 %"], r["params"], r["FLOPs"], r["status"], r["budget"], r["wall"]) == (
+    assert (r["top-1 err %"], r["params"], r["FLOPs"], r["status"], r["budget"], r["wall"]) == (
         "8.91", "272K", "40.8M", "completed", "full", "20m34s")
     assert row(t, "run", "cifar/resnet56-quick")["budget"] == "reduced: 2000 of 64000 iterations"
     assert row(t, "run", "cifar/plain110")["status"] == "diverged"
@@ -379,8 +379,10 @@ def test_edf_param_and_sweep_helpers(records):
     keys = [f.key for f in rep.figures.figures]
     assert "sweep_w_edf" in keys
     edf_fig = next(f for f in rep.figures.figures if f.key == "sweep_w_edf")
-    labels = [t.get_text() for t in edf_fig.figure.axes[0].get_legend().get_texts()]
-    assert labels == ["all (n=6)", "lr=0.05 (n=3)", "lr=0.1 (n=3)"]
+    legend = edf_fig.figure.axes[0].get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert legend.get_title().get_text() == "lr"
+    assert labels == ["all: 6 runs", "0.05: 3 runs", "0.1: 3 runs"]
     x = np.array([41e6, 41e6, 160e6, 160e6, 640e6, 640e6])
     y = np.array([11.2, 11.8, 9.5, 10.1, 9.0, 12.0])
     assert pareto_front(np.column_stack([x, y])) == [0, 2, 4]

@@ -17,38 +17,43 @@ contract: endless ``next()``, drop-last, ``state_dict()``/``load_state_dict()`` 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from resdsl.data.names import DATASETS, TEST_MODES
 from resdsl.errors import DataError, did_you_mean
-from resdsl.data.arrays import ImageArrays, mean_image, normalize, split_validation
+from resdsl.lazy import lazy_exports
 from resdsl.text import choose
-from resdsl.data.cifar import (
-    CIFAR10_CLASSES, CifarEvalLoader, CifarLoader, CifarLoaders, augment_cifar, cache_dir,
-    cifar_loaders, download_cifar10, find_cifar10, load_cifar10, verify_cifar10,
-)
-from resdsl.data.imagenet import (
-    TEST_MODES, ImageFolder, ImageMean, ImageNetData, ImageNetLoader, multiscale_scores,
-    multiscale_sizes, open_imagenet, tencrop_scores,
-)
-from resdsl.data.metrics import top1_error, top5_error, topk_correct
-from resdsl.data.safe_pickle import safe_load_pickle
-from resdsl.data.synthetic import make_synthetic
 
-DATASETS = ("cifar10", "imagenet", "synthetic")
+if TYPE_CHECKING:
+    from resdsl.data.arrays import ImageArrays
+    from resdsl.data.imagenet import ImageNetData
 
-__all__ = [
-    "DATASETS", "TEST_MODES", "open_dataset", "CIFAR10_CLASSES", "ImageArrays", "CifarEvalLoader",
-    "CifarLoader",
-    "CifarLoaders", "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
-    "find_cifar10", "load_cifar10", "mean_image", "normalize", "split_validation",
-    "verify_cifar10", "ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
-    "multiscale_scores", "multiscale_sizes", "open_imagenet", "tencrop_scores", "top1_error",
-    "top5_error",
-    "topk_correct", "safe_load_pickle", "make_synthetic",
-]
+# Everything else is imported on first use: the names above are read by the command line's
+# help, which must not wait for torch.
+_HOMES = {
+    "resdsl.data.arrays": ("ImageArrays", "mean_image", "normalize", "split_validation"),
+    "resdsl.data.cifar": ("CIFAR10_CLASSES", "CifarEvalLoader", "CifarLoader", "CifarLoaders",
+                          "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
+                          "find_cifar10", "load_cifar10", "verify_cifar10"),
+    "resdsl.data.imagenet": ("ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
+                             "multiscale_scores", "multiscale_sizes", "open_imagenet",
+                             "tencrop_scores"),
+    "resdsl.data.metrics": ("top1_error", "top5_error", "topk_correct"),
+    "resdsl.data.safe_pickle": ("safe_load_pickle",),
+    "resdsl.data.synthetic": ("make_synthetic",),
+}
+__getattr__, __dir__ = lazy_exports(globals(), _HOMES)
+
+__all__ = ["DATASETS", "TEST_MODES", "open_dataset", *(n for names in _HOMES.values() for n in names)]
 
 
 def open_dataset(name: str, data_dir: str | Path | None = None, **opts) -> ImageArrays | ImageNetData:
     """Open a data set by name; see the module docstring for the options of each."""
+    from resdsl.data.arrays import split_validation
+    from resdsl.data.cifar import find_cifar10, load_cifar10
+    from resdsl.data.imagenet import open_imagenet
+    from resdsl.data.synthetic import make_synthetic
+
     choose("unknown data set", name, DATASETS, DataError)  # one of the three below, or an error
     if name == "cifar10":
         val_size, seed = opts.pop("val_size", 0), opts.pop("seed", 0)

@@ -44,6 +44,7 @@ from resdsl.errors import DataError, did_you_mean
 from resdsl.text import choose
 from resdsl.io import atomic_write_bytes
 from resdsl.data.cifar import cache_dir
+from resdsl.data.names import TEST_MODES
 from resdsl.data.stream import ResumableStream, mix_seed
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -481,11 +482,6 @@ class _EvalBatches:
 
 
 # --------------------------------------------------------------------------- the data set
-
-# Final test views: single (the one standard view: the centre crop here, the image itself for
-# CIFAR) and the paper's ImageNet views (section 3.4).
-TEST_MODES = ("single", "center", "10crop", "multiscale")
-
 
 @dataclass
 class ImageNetData:

@@ -4,7 +4,12 @@ Layers: records (run folders -> DataFrame + bad runs), paper (published numbers)
 DataFrame builders), figures (matplotlib, Agg), render (rich/md/csv/latex/html), command (typer).
 """
 
-from resdsl.report.records import BadRun, RunSet, apply_filters, load_runs
-from resdsl.report.tables import Table, build_tables
+from resdsl.lazy import lazy_exports
+
+# Imported on first use: `resdsl --help` imports report.command, which must not wait for pandas.
+__getattr__, __dir__ = lazy_exports(globals(), {
+    "resdsl.report.records": ("BadRun", "RunSet", "apply_filters", "load_runs"),
+    "resdsl.report.tables": ("Table", "build_tables"),
+})
 
 __all__ = ["BadRun", "RunSet", "Table", "apply_filters", "build_tables", "load_runs"]

@@ -3,28 +3,28 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
+from resdsl.cli_common import choices_metavar
 from resdsl.io import atomic_write_bytes, atomic_write_text
-from resdsl.report.figures import FigureSet, check_edf_param, figure_png, figure_svg, make_figures
-from resdsl.report.records import BadRun, RunSet, apply_filters, load_runs
-from resdsl.report.render import EXT, html_page, render, runs_csv, to_rich
-from resdsl.report.tables import PAPER_TABLES, Table, runs_table
 from resdsl.outputs import check_output_dir
+from resdsl.report.formats import EXT, FORMATS
 
+# pandas and matplotlib are imported by the functions that use them: the CLI imports this
+# module for `resdsl --help`.
+if TYPE_CHECKING:
+    from rich.console import Console
 
-class Format(str, Enum):
-    md = "md"
-    csv = "csv"
-    latex = "latex"
-    html = "html"
+    from resdsl.report.figures import FigureSet
+    from resdsl.report.records import BadRun, RunSet
+    from resdsl.report.tables import Table
+
+Format = Enum("Format", [(f, f) for f in FORMATS], type=str)
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Report:
     runset: RunSet
     tables: list[Table]  # shown: runs table + paper tables with runs (or all)
     all_tables: list[Table]  # runs table + every paper table (written under --out)
+    runs_short: Table  # the runs table as the terminal shows it without --wide
     figures: FigureSet | None = None
     filters: list[str] = field(default_factory=list)
 
@@ -44,17 +45,24 @@ class Report:
 
 def build_report(run_dir: Path, filters: list[str] | None = None, all_tables: bool = False,
                  edf_param: str | None = None, with_figures: bool = True) -> Report:
+    from resdsl.report.figures import check_edf_param, make_figures
+    from resdsl.report.records import apply_filters, load_runs
+    from resdsl.report.tables import PAPER_TABLES, runs_table, short_runs_table
+
     rs = apply_filters(load_runs(run_dir), filters)
     check_edf_param(rs, edf_param)
     every = [runs_table(rs.runs)] + [build(rs.runs) for build in PAPER_TABLES.values()]
     shown = [every[0]] + [t for t in every[1:] if all_tables or t.matched]
     figs = make_figures(rs, edf_param) if with_figures else None
-    return Report(rs, shown, every, figs, list(filters or []))
+    return Report(rs, shown, every, short_runs_table(rs.runs), figs, list(filters or []))
 
 
 def write_report(report: Report, out: Path, fmt: str = "md") -> list[Path]:
     """Write every table (runs.<fmt>, table2.<fmt> ... table6.<fmt>), runs.csv (the runs frame,
     numbers), every figure as PNG and SVG, and the self-contained report.html. Atomic writes."""
+    from resdsl.report.figures import FigureSet, figure_png, figure_svg
+    from resdsl.report.render import html_page, render, runs_csv
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -98,22 +106,26 @@ def report_command(
         metavar="DIR", show_default=False)],
     filter: Annotated[Optional[list[str]], typer.Option(
         "--filter", "-f",
+        metavar="KEY=VALUE",
         help="Keep only runs with KEY=VALUE (repeatable; all must hold). VALUE may be a list "
              "'a,b'; KEY!=VALUE excludes. Keys: dataset, depth, shortcut (none|A|B|C), block, "
              "status, recipe, kind (run|ensemble|trial), test_mode, seed, study, dotted config "
              "paths (recipe.lr, spec.params.n) or spec/sweep parameter names.")] = None,
     fmt: Annotated[Optional[Format], typer.Option(
-        "--format",
+        "--format", metavar=choices_metavar(FORMATS),
         help="Table format for files under --out (default md); without --out, print the tables "
              "in this format instead of the terminal view.")] = None,
     out: Annotated[Optional[Path], typer.Option(
-        "--out", "-o",
+        "--out", "-o", metavar="DIR",
         help="Write every table, runs.csv, every figure (PNG and SVG) and a self-contained "
              "report.html to this folder.")] = None,
     all_tables: Annotated[bool, typer.Option(
         "--all-tables", help="Show every paper table, also those no run matches.")] = False,
+    wide: Annotated[bool, typer.Option(
+        "--wide", help="Show the runs table with every column (kind, dataset, params, FLOPs, "
+                       "seed, budget, ...), as wide as it takes.")] = False,
     edf_param: Annotated[Optional[str], typer.Option(
-        "--edf-param",
+        "--edf-param", metavar="NAME",
         help="Sweep parameter to split the error distribution function by "
              "(default: the first swept parameter).")] = None,
 ) -> None:
@@ -121,22 +133,26 @@ def report_command(
 
     Reads every run record under DIR (runs of `resdsl train`, trials of `resdsl sweep`, ensembles) and shows a table of all runs, then Tables 2-6 of He et al. (2016) for the runs that match a row by their config (dataset, depth, shortcut option, block, test mode).
 
-    Runs at a reduced budget are marked with *. Unusable runs (corrupt, unfinished, still running) are listed as a warning; the rest are used.
+    Runs at a reduced budget are marked with *. Unusable runs (corrupt, unfinished, still running) are listed as a warning; the rest are used. The terminal shows a short runs table (run, net, status, errors, wall time); --wide shows every column, and the files under --out always have them all.
 
     Examples:
 
+    \b
       resdsl report runs/
-
+      resdsl report runs/ --wide
       resdsl report runs/ --filter dataset=cifar10 --filter depth=20,56
-
       resdsl report runs/ --out reports/cifar --format latex
-
       resdsl report runs/sweep1 --out reports/sweep1 --edf-param width
     """  # noqa: E501 (one line per paragraph: the help text is rewrapped to the terminal)
-    # Piped to a file or a log, a table is not squeezed into 80 columns.
+    from rich.console import Console
+
+    from resdsl.cli_common import fit_table, natural_width, table_console
+    from resdsl.report.figures import FigureSet
+    from resdsl.report.render import html_page, render, to_rich
+
     if out is not None:
         check_output_dir("--out", out)        # before reading anything: a wrong path costs nothing
-    console = Console(width=None if sys.stdout.isatty() else 240)
+    console = table_console()
     errc = Console(stderr=True)
     want_figures = out is not None or fmt == Format.html
     report = build_report(run_dir, filter, all_tables, edf_param, with_figures=want_figures)
@@ -150,8 +166,14 @@ def report_command(
         else:
             typer.echo("\n".join(render(t, fmt.value) for t in report.tables), nl=False)
     else:
-        for t in report.tables:
-            console.print(to_rich(t))
+        for t in [report.tables[0] if wide else report.runs_short, *report.tables[1:]]:
+            table = to_rich(t)
+            if wide and t.key == "runs":
+                # as wide as it takes: the terminal wraps the lines, `less -S` scrolls them
+                Console(width=max(console.width, natural_width(table, console))).print(table)
+            else:
+                fit_table(table, console, breakable=("run",))
+                console.print(table)
             console.print()
         shown = {t.key for t in report.tables}
         hidden = [t.key for t in report.all_tables[1:] if t.key not in shown]

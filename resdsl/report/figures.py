@@ -1,8 +1,10 @@
 """The report's figures (matplotlib, Agg canvas; pyplot and its global state are not used).
 
-- Figures 4 / 6: training curves per depth, plain beside residual; train error thin dashed, test
-  error bold, against iterations (ImageNet runs -> figure4, CIFAR-10 runs -> figure6).
-- Figure 7: standard deviations of layer responses, in layer order and sorted, one line per net.
+- Figures 4 / 6: training curves per depth, plain beside residual on one error axis; train error
+  thin dashed, test error bold, against iterations, the learning-rate drops as vertical lines
+  (ImageNet runs -> figure4, CIFAR-10 runs -> figure6).
+- Figure 7: standard deviations of layer responses, in layer order and sorted, one line per net
+  (runs and sweep trials); a log axis when one net's responses dwarf another's.
 - Sweeps: the error distribution function (EDF) of a study's trials per value of one parameter,
   and error against FLOPs / params with the Pareto front (minimize both) drawn as a step line.
 
@@ -44,10 +46,10 @@ class FigureSet:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (figure, why)
 
 
-def _new(nrows: int, ncols: int, size: tuple[float, float]):
+def _new(nrows: int, ncols: int, size: tuple[float, float], sharey: bool = False):
     fig = Figure(figsize=size, layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=sharey)
     return fig, axes
 
 
@@ -83,6 +85,20 @@ def _colors(n: int):
 
 # ---------------------------------------------------------------- Figures 4 / 6
 
+def lr_drops(config: dict, metrics: list[dict]) -> list[int]:
+    """The iterations where a run's learning rate was divided, from its record: the recipe's
+    milestones (the multistep schedule), else the evaluations after which the recorded lr fell
+    (the plateau schedule divides it at an evaluation; a row's lr is that of the iterations
+    before it)."""
+    recipe = config.get("recipe") if isinstance(config.get("recipe"), dict) else {}
+    milestones = recipe.get("milestones")
+    if recipe.get("schedule", "multistep") == "multistep" and isinstance(milestones, list):
+        return sorted({int(m) for m in milestones
+                       if isinstance(m, (int, float)) and not isinstance(m, bool)})
+    rows = [x for x in metrics if isinstance(x.get("lr"), (int, float)) and x.get("iter") is not None]
+    return [int(a["iter"]) for a, b in zip(rows, rows[1:]) if b["lr"] < a["lr"]]
+
+
 def curve_figures(rs: RunSet) -> FigureSet:
     out = FigureSet()
     runs = rs.runs[(rs.runs["kind"] == "run")]
@@ -111,13 +127,17 @@ def curve_figures(rs: RunSet) -> FigureSet:
             continue
         depths = sorted({-1 if pd.isna(r.depth) else int(r.depth) for r, _ in curves})
         colour = dict(zip(depths, _colors(len(depths))))
-        fig, axes = _new(1, 2, (11, 4.2))
+        # one error axis for both panels, as in the paper: plain and residual compare by eye
+        fig, axes = _new(1, 2, (11, 4.2), sharey=True)
         panels = {"plain": axes[0][0], "residual": axes[0][1]}
+        drops: dict[str, set[int]] = {name: set() for name in panels}
         labelled = set()
         any_reduced = False
         for r, m in sorted(curves, key=lambda c: (c[0].depth if not pd.isna(c[0].depth) else -1,
                                                    str(c[0].shortcut), c[0].seed if not pd.isna(c[0].seed) else -1)):
-            ax = panels["plain" if r.shortcut == "none" else "residual"]
+            panel = "plain" if r.shortcut == "none" else "residual"
+            ax = panels[panel]
+            drops[panel].update(lr_drops(rs.configs.get(r.run_dir, {}), m))
             c = colour[-1 if pd.isna(r.depth) else int(r.depth)]
             label = net_label(r) + ("*" if r.reduced else "")
             any_reduced |= bool(r.reduced)
@@ -132,19 +152,27 @@ def curve_figures(rs: RunSet) -> FigureSet:
         for name, ax in panels.items():
             ax.set_title("plain" if name == "plain" else "residual")
             ax.set_xlabel("iter.")
-            ax.set_ylabel("error (%)")
             ax.grid(alpha=0.3)
+            for it in sorted(drops[name]):
+                ax.axvline(it, color="grey", ls=":", lw=1.0)
             if ax.lines:
                 handles, labels = ax.get_legend_handles_labels()
                 handles += [Line2D([], [], color="grey", ls="--", lw=0.9),
                             Line2D([], [], color="grey", ls="-", lw=2.2)]
                 labels += ["train error", "test error"]
+                if drops[name]:
+                    handles.append(Line2D([], [], color="grey", ls=":", lw=1.0))
+                    labels.append("lr divided")
                 ax.legend(handles, labels, fontsize=8)
             else:
                 ax.text(0.5, 0.5, f"no {name} runs", ha="center", va="center", transform=ax.transAxes,
                         color="grey")
+        panels["plain"].set_ylabel("error (%)")   # the residual panel shares this axis
         fig.suptitle(title)
         caption = ("Dashed thin lines: training error; bold lines: test error."
+                   + (" Dotted vertical lines: where the learning rate was divided (the recipe's "
+                      "milestones, or where the plateau schedule divided it)."
+                      if any(drops.values()) else "")
                    + (" * reduced budget (not a full reproduction)." if any_reduced else ""))
         out.figures.append(FigureOut(key, title, fig, caption))
     return out
@@ -152,9 +180,14 @@ def curve_figures(rs: RunSet) -> FigureSet:
 
 # ---------------------------------------------------------------- Figure 7
 
+# Figure 7 draws its std axis on a log scale when the largest response is this many times the
+# smallest: one net ten times the others would flatten them into the floor of a linear axis.
+LOG_SCALE_RATIO = 10.0
+
+
 def response_figures(rs: RunSet) -> FigureSet:
     out = FigureSet()
-    runs = rs.runs[(rs.runs["kind"] == "run")]
+    runs = rs.runs[rs.runs["kind"].isin(["run", "trial"])]   # a sweep's trials are runs too
     nets: dict[str, dict[str, tuple]] = {}
     for r in runs.itertuples(index=False):
         layers = load_responses(rs.path(r.run_dir))
@@ -164,7 +197,10 @@ def response_figures(rs: RunSet) -> FigureSet:
         if not stds:
             continue
         ds = r.dataset or "unknown"
-        label = net_label(r) + ("*" if r.reduced else "")
+        # a trial is told from its study's other trials by the parameters it swept
+        swept = {k: v for k, v in rs.sweep_params.get(r.run_dir, {}).items() if k != "seed"}
+        label = (net_label(r) + ("".join(f" {k}={v}" for k, v in swept.items()))
+                 + ("*" if r.reduced else ""))
         # one line per net: the first run (lowest seed) of each configuration
         nets.setdefault(ds, {}).setdefault(label, (r, stds))
     if not nets:
@@ -183,15 +219,21 @@ def response_figures(rs: RunSet) -> FigureSet:
             bottom.plot(x, sorted(stds, reverse=True), ls=ls, color=c, lw=1.4, label=label)
         top.set_xlabel("layer index (original)")
         bottom.set_xlabel("layer index (sorted by magnitude)")
+        values = [v for _, (_, stds) in items for v in stds]
+        log = min(values) > 0 and max(values) / min(values) >= LOG_SCALE_RATIO
         for ax in (top, bottom):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # layers are counted, not measured
-            ax.set_ylabel("std")
+            ax.set_ylabel("std (log scale)" if log else "std")
+            if log:
+                ax.set_yscale("log")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8, ncol=2)
         title = f"Figure 7 style: std of layer responses ({ds})"
         fig.suptitle(title)
         caption = ("Responses are the outputs of each 3x3 layer after BN, before the nonlinearity. "
-                   "Top: layer order; bottom: sorted descending. Plain nets dashed.")
+                   "Top: layer order; bottom: sorted descending. Plain nets dashed."
+                   + (f" Log scale: the largest std is {max(values) / min(values):.0f} times the "
+                      "smallest." if log else ""))
         out.figures.append(FigureOut(key, title, fig, caption))
     return out
 
@@ -263,17 +305,19 @@ def sweep_figures(rs: RunSet, edf_param: str | None = None) -> FigureSet:
                 ax.step(np.r_[lo - pad, e, hi + pad], np.r_[0, f, 1], where="post", **kw)
                 return len(e)
 
+            # the legend's title names the parameter, its entries a value and a count of runs:
+            # "n=3 (n=4)" would read as two values of one parameter when the swept one is n
             n = draw(err, color="black", lw=2.2)
-            ax.lines[-1].set_label(f"all (n={n})")
+            ax.lines[-1].set_label(f"all: {_runs(n)}")
             for g, c in zip(sorted(groups.unique(), key=_sort_key), _colors(groups.nunique())):
                 n = draw(err[groups == g], color=c, lw=1.4)
-                ax.lines[-1].set_label(f"{name}={g} (n={n})")
+                ax.lines[-1].set_label(f"{g}: {_runs(n)}")
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_xlabel("test error (%)")
             ax.set_ylabel("cumulative prob.  F(e) = fraction with error < e")
             ax.set_ylim(0, 1.02)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            ax.legend(fontsize=8, title=name, title_fontsize=8)
             title = f"Error distribution function: study {study}, by {name}{mark}"
             ax.set_title(title, fontsize=10)
             out.figures.append(FigureOut(f"{key}_edf", title, fig,
@@ -306,6 +350,10 @@ def sweep_figures(rs: RunSet, edf_param: str | None = None) -> FigureSet:
         out.figures.append(FigureOut(f"{key}_pareto", title, fig,
                                      "Pareto front: no other trial has both lower cost and lower error."))
     return out
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" + ("" if n == 1 else "s")
 
 
 def _sort_key(v: str):

@@ -16,12 +16,12 @@ import pandas as pd
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from resdsl.cli_common import result_table
 from resdsl.report.figures import FigureOut, figure_png
+from resdsl.report.formats import EXT
 from resdsl.report.records import BadRun
 from resdsl.report.tables import REDUCED_MARK, Table
-
-FORMATS = ("md", "csv", "latex", "html")
-EXT = {"md": "md", "csv": "csv", "latex": "tex", "html": "html"}
+from resdsl.text import csv_decimals
 
 
 def _is_numberish(s: str) -> bool:
@@ -45,14 +45,12 @@ def numeric_column(frame: pd.DataFrame, col) -> bool:
 # ---------------------------------------------------------------- rich
 
 def to_rich(table: Table) -> RichTable:
-    rt = RichTable(title=table.title, title_justify="left", show_lines=False,
-                   header_style="bold", caption_justify="left")
+    rt = result_table(title=table.title, title_justify="left", header_style="bold",
+                      caption_justify="left")
     for col in table.frame.columns:
         numeric = numeric_column(table.frame, col)
-        # A narrow terminal may fold a cell, but not to a letter per line.
-        longest = max([len(str(col))] + [len(str(v)) for v in table.frame[col] if v is not None])
-        rt.add_column(str(col), justify="right" if numeric else "left",
-                      overflow="fold", no_wrap=col in ("run",), min_width=min(longest, 8))
+        # widths: resdsl.cli_common.fit_table, where the terminal's width is known
+        rt.add_column(str(col), justify="right" if numeric else "left", overflow="fold")
     for row in table.frame.itertuples(index=False):
         cells = []
         for v in row:
@@ -98,9 +96,10 @@ def to_csv(table: Table) -> str:
 
 
 def runs_csv(runs: pd.DataFrame) -> str:
-    """The runs frame itself (numbers, errors as fractions), for further analysis."""
+    """The runs frame itself (numbers, errors as fractions), for further analysis; rounded by
+    the one rule of resdsl.text.csv_decimals."""
     buf = io.StringIO()
-    runs.to_csv(buf, index=False)
+    runs.round(csv_decimals(runs.columns)).to_csv(buf, index=False)
     return buf.getvalue()
 
 

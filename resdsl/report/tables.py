@@ -20,6 +20,8 @@ from resdsl.report.records import COMPLETED
 from resdsl.text import format_count
 
 REDUCED_MARK = "*"
+# The runs table's error columns: percent, as every table shows errors.
+ERROR_COLUMNS = ("top-1 err %", "top-5 err %", "val err %")
 NOTE_DIFF = "Δ = ours − paper, in percentage points; for \"best (mean±std)\" cells Δ compares the best."
 NOTE_STD = ("best (mean±std): best, mean and sample standard deviation (ddof=1) of the final "
             "test errors of the runs of one configuration (e.g. seeds).")
@@ -242,19 +244,50 @@ def runs_table(runs: pd.DataFrame) -> Table:
             "seed": "" if pd.isna(r.seed) else str(int(r.seed)),
             "status": r.status,
             "iters": "" if pd.isna(r.iters) else str(int(r.iters)),
-            "top-1 %": fmt_pct(r.test_err),
-            "top-5 %": fmt_pct(r.top5_err),
-            "val %": fmt_pct(r.val_err),
+            "top-1 err %": fmt_pct(r.test_err),
+            "top-5 err %": fmt_pct(r.top5_err),
+            "val err %": fmt_pct(r.val_err),
             "wall": fmt_wall(r.wall_s),
             "budget": ("reduced: " + (_s(r.reduced_why) or "?")) if r.reduced else "full",
         })
     cols = ["run", "kind", "spec", "dataset", "depth", "shortcut", "block", "test", "params",
-            "FLOPs", "seed", "status", "iters", "top-1 %", "top-5 %", "val %", "wall", "budget"]
+            "FLOPs", "seed", "status", "iters", *ERROR_COLUMNS, "wall", "budget"]
     frame = pd.DataFrame(rows, columns=cols)
     notes = ["Errors: final evaluation of each run, percent; shortcut 'none' is a plain net."]
     nred = int(runs["reduced"].sum())
     if nred:
         notes.append(f"{nred} of {len(runs)} runs used a reduced budget (see the budget column).")
+    return Table("runs", f"Runs ({len(runs)})", frame, notes, matched=len(runs))
+
+
+def _net(r) -> str:
+    """A run's net as the paper names it (ResNet-20 A, plain-34), or its spec's name where the
+    record lacks the depth or the shortcut option (ensembles, old records)."""
+    if not _s(r.shortcut) or pd.isna(r.depth):
+        return _s(r.name)
+    return _label(int(r.depth), r.shortcut, _s(r.block) or None)
+
+
+def short_runs_table(runs: pd.DataFrame) -> Table:
+    """The runs table as the terminal shows it by default (``--wide``: every column): the run,
+    its net, status, the error columns that any run has, and wall time. A reduced-budget run's
+    errors carry the mark, as the paper tables' cells do."""
+    full = runs_table(runs).frame
+    frame = pd.DataFrame({
+        "run": full["run"],
+        "net": [_net(r) for r in runs.itertuples(index=False)],
+        "status": full["status"],
+    })
+    mark = [REDUCED_MARK if reduced else "" for reduced in runs["reduced"]]
+    for col in ERROR_COLUMNS:
+        if (full[col] != "").any():
+            frame[col] = [v + m if v else "" for v, m in zip(full[col], mark)]
+    frame["wall"] = full["wall"]
+    notes = ["Errors: final evaluation of each run, percent. --wide shows every column."]
+    nred = int(runs["reduced"].sum())
+    if nred:
+        notes.append(f"{REDUCED_MARK} reduced budget ({nred} of {len(runs)} runs); --wide "
+                     "shows why.")
     return Table("runs", f"Runs ({len(runs)})", frame, notes, matched=len(runs))
 
 

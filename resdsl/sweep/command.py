@@ -9,28 +9,37 @@ from typing import Optional
 
 import typer
 
-from resdsl.cli_common import parse_spec_overrides
+from resdsl.cli_common import choices_metavar, complete_choices, parse_spec_overrides
+from resdsl.sweep.plan import PRUNERS, SAMPLERS
+from resdsl.sweep.space import COUNT_METRICS, ROW_METRICS
 from resdsl.train import options as opt
+
+# The sweep's modules are light at import (optuna, torch and pandas are imported where used);
+# tests/test_cli_startup.py holds them to it.
 
 
 @opt.with_train_options(exclude=("seed", "sync_bn"), aliases=False)  # --workers: trials at once
 def sweep_command(
     ctx: typer.Context,
-    spec: str = typer.Argument(..., help="A .net file, or the name of a shipped spec."),
+    spec: str = typer.Argument(..., metavar="SPEC", help="A .net file, or the name of a shipped spec."),
     grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="NAME=V1,V2,...",
         help="A grid dimension: a spec parameter or a training field (lr, batch_size, ...). Repeat for more."),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="grid, tpe or random (default: grid with --grid, else tpe)."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="Size of the study (tpe/random: required unless --timeout; grid: at most N points)."),
+    sampler: Optional[str] = typer.Option(None, "--sampler", metavar=choices_metavar(SAMPLERS), autocompletion=complete_choices(SAMPLERS),
+        help="How trials are chosen (default: grid with --grid, else tpe)."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Size of the study (tpe/random: required unless --timeout; grid: at most N points)."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Start no new trial after this many seconds."),
-    seeds: int = typer.Option(1, "--seeds", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),
-    objective: str = typer.Option("error", "--objective", help="error (validation error), test_err, train_err, ...; error,flops or error,params for a Pareto front."),
-    pruner: str = typer.Option("none", "--pruner", help="none, median, hyperband or sha (from the intermediate evaluations)."),
+    seeds: int = typer.Option(1, "--seeds", metavar="K", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),
+    objective: str = typer.Option("error", "--objective", metavar="METRIC[,METRIC]",
+        help="error (the validation error; the test error on ImageNet) or one of "
+             + ", ".join(ROW_METRICS + COUNT_METRICS) + "; two or more (e.g. error,flops) for a Pareto front."),
+    pruner: str = typer.Option("none", "--pruner", metavar=choices_metavar(PRUNERS), autocompletion=complete_choices(PRUNERS),
+        help="Stop unpromising trials early, from their intermediate evaluations."),
     max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Do not train configurations with more multiply-adds (e.g. 41M, 1.2G)."),
     max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Do not train configurations with more parameters (e.g. 1.7M)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/<study>)."),
-    study_name: Optional[str] = typer.Option(None, "--study", help="Study name (default <network>-<hash of the sweep's settings>)."),
-    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
-    workers: int = typer.Option(1, "--workers", help="Trials run at once on this machine (processes; CPU threads are split)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/STUDY)."),
+    study_name: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the network's name and a hash of the sweep's settings)."),
+    storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///OUT/study.db)."),
+    workers: int = typer.Option(1, "--workers", metavar="N", help="Trials run at once on this machine (processes; CPU threads are split)."),
     reuse: bool = typer.Option(True, "--reuse/--no-reuse", help="Reuse completed runs with the same content hash."),
     set_: opt.SetParam = None,
     *,
@@ -50,23 +59,23 @@ def sweep_command(
     command resumes the study: finished trials are not repeated; interrupted ones (Ctrl-C) and
     those of a killed process (no heartbeat for 40 s, or a dead pid on this machine) are retried.
 
-    Several machines on one study: give every machine the same --storage URL and --study NAME,
-    e.g. --storage postgresql://user:pass@dbhost/resdsl --study plain-vs-res (needs psycopg2),
-    or mysql+pymysql://user:pass@dbhost/resdsl (needs pymysql). Each machine queues what is
-    missing and takes trials from the shared queue; runs are written to each machine's --out.
-    The study opens in optuna-dashboard as it is: optuna-dashboard sqlite:///OUT/study.db
+    Several machines on one study: give every machine the same --storage URL and --study NAME
+    (postgresql://user:pass@dbhost/resdsl needs psycopg2, mysql+pymysql://user:pass@dbhost/resdsl
+    needs pymysql). Each machine queues what is missing and takes trials from the shared queue;
+    runs are written to each machine's --out. The study opens in optuna-dashboard as it is:
+
+    \b
+      optuna-dashboard sqlite:///OUT/study.db
 
     Examples:
 
+    \b
       resdsl sweep specs/cifar_6n2.net --grid n=3,5,7,9 --grid shortcut=none,A --seeds 5
-
       resdsl sweep cifar_6n2 --n 18 --grid shortcut=A,B,C --val-split 5000
-
       resdsl sweep cifar_6n2 --data synthetic --grid n=1,2 --grid lr=0.1,0.05 --iters 300 --workers 2
-
       resdsl sweep cifar_6n2 --sampler tpe --trials 40 --objective error,flops --max-flops 100M
-
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
+      resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://user:pass@dbhost/resdsl --study plain-vs-res
     """
     from resdsl.sweep.display import show_results
     from resdsl.sweep.plan import SweepOptions, plan_sweep

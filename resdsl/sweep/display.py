@@ -13,11 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-from resdsl.cli_common import console
+from resdsl.cli_common import console, fit_table, table_console
 from resdsl.io import atomic_write_text
 from resdsl.pareto import pareto_front
 from resdsl.sweep.study import FINISHED, Prepared, SweepPlan, covers, trial_params
-from resdsl.text import format_count
+from resdsl.text import csv_decimals, format_count
 from resdsl.train.progress import progress_every_s, progress_text
 
 
@@ -221,7 +221,7 @@ def show_results(plan: SweepPlan) -> None:
     out = Path(plan.out)
     study = open_study(plan, make_storage(plan.storage, heartbeat=False), create=False)
     df = study_frame(study, plan)
-    atomic_write_text(out / "study.csv", df.to_csv(index=False))
+    atomic_write_text(out / "study.csv", df.round(csv_decimals(df.columns)).to_csv(index=False))
     print_table(df, plan, out)
     if plan.space.seeds > 1:
         print_seed_summary(study, plan)
@@ -312,17 +312,14 @@ def print_table(df, plan: SweepPlan, out: Path) -> None:
                 v = "-" if _isnull(r[c]) else _fmt(r[c])
             cells.append(Text(str(v)))
         table.add_row(*cells)
-    _wide().print(table)
+    _print_fitted(table, breakable=("run / reason",))
 
 
-def _wide():
-    """The console, or, when output is not a terminal (a log, a pipe), one wide enough for the
-    table not to fold every cell."""
-    if console.is_terminal:
-        return console
-    from rich.console import Console
-
-    return Console(width=200, highlight=False)
+def _print_fitted(table, breakable: tuple[str, ...]) -> None:
+    """A result table on stdout, no word folded where the width allows (a path may fold)."""
+    out = table_console()
+    fit_table(table, out, breakable=breakable)
+    out.print(table)
 
 
 def _val(v):
@@ -367,7 +364,7 @@ def print_seed_summary(study, plan: SweepPlan) -> None:
             std = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
             cells.append(f"{_fmt(min(xs))} ({_fmt(mean)}±{_fmt(std)})")
         table.add_row(*map(Text, cells))
-    _wide().print(table)
+    _print_fitted(table, breakable=("configuration",))
 
 
 def print_pareto(study, plan: SweepPlan) -> None:
@@ -384,4 +381,4 @@ def print_pareto(study, plan: SweepPlan) -> None:
         table.add_row(str(t.number), Text(_params_text(t)),
                       *[format_count(v) if m in ("flops", "params") else _fmt(v)
                         for m, v in zip(plan.objective.metrics, t.values)])
-    _wide().print(table)
+    _print_fitted(table, breakable=("parameters",))

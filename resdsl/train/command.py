@@ -10,10 +10,11 @@ from typing import Optional
 
 import typer
 
-from resdsl.cli_common import parse_spec_overrides
+from resdsl.cli_common import choices_metavar, complete_choices, parse_spec_overrides
 from resdsl.errors import RunError
 from resdsl.outputs import check_output_dir
 from resdsl.train import options as opt
+from resdsl.train.recipes import DEVICES
 
 
 def _short_params(params: dict) -> str:
@@ -64,8 +65,8 @@ def _print_summary(s: dict, out: Path) -> None:
 @opt.with_train_options()
 def train_command(
     ctx: typer.Context,
-    spec: Optional[str] = typer.Argument(None, help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Run record folder (default reports/runs/<spec>-<params>-s<seed>-<time>)."),
+    spec: Optional[str] = typer.Argument(None, metavar="SPEC", help="A .net file, a shipped spec name (cifar_6n2, resnet50) or spec text."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Run record folder (default: a new folder under reports/runs/ named after the spec, its parameters, the seed and the time)."),
     resume: Optional[Path] = typer.Option(None, "--resume", metavar="RUN_DIR", help="Continue an interrupted run."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar or progress lines; only one log line per evaluation."),
     set_: opt.SetParam = None,
@@ -78,17 +79,17 @@ def train_command(
 
     Examples:
 
+    \b
       resdsl train specs/cifar_6n2.net --n 3 --data-dir ~/data/cifar-10-batches-py
-
       resdsl train cifar_6n2 --n 18 --val-split 5000 --seed 1
-
       resdsl train cifar_6n2 --n 1 --width 8 --data synthetic --iters 300 --quiet
-
       resdsl train resnet34 --recipe imagenet --data-dir /data/imagenet --amp bf16
-
       resdsl train --resume reports/runs/cifar_resnet-n3_shortcutA_width16-s0-20250101-120000
 
-      torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --set n=9   (torchrun reads --n itself)
+    Under torchrun, give spec parameters with --set (torchrun reads --n itself):
+
+    \b
+      torchrun --nproc_per_node=2 -m resdsl train cifar_6n2 --set n=9
     """
     from resdsl.train import TrainConfig, resolve
     from resdsl.train import resume as resume_run
@@ -135,13 +136,18 @@ def _interrupted(out_dir: Path) -> None:
 
 
 def ensemble_command(
-    run_dirs: list[Path] = typer.Argument(..., help="Run records to combine (two or more)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Ensemble record folder (default reports/runs/ensemble-<time>)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or mps."),
+    run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Run records to combine (two or more)."),
+    out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Ensemble record folder (default reports/runs/ensemble-<time>)."),
+    device: str = typer.Option("auto", "--device", metavar=choices_metavar(DEVICES),
+                               autocompletion=complete_choices(DEVICES),
+                               help="auto: cuda, then mps, then cpu; cuda:N for GPU N."),
 ):
     """Evaluate the average of several runs' softmax outputs on their common test set.
 
-    Example: resdsl ensemble reports/runs/r110-s0 reports/runs/r110-s1 --out reports/runs/ens
+    Example:
+
+    \b
+      resdsl ensemble reports/runs/r110-s0 reports/runs/r110-s1 --out reports/runs/ens
     """
     from resdsl.train.ensemble import ensemble
 

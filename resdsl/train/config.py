@@ -6,14 +6,7 @@ did-you-mean where it helps) on nonsense. ``config_hash`` is the content hash of
 result of a run: spec texts, resolved spec parameters, recipe values and seed; not the device,
 paths, evaluation cadence or worker count.
 
-Recipes (He et al. 2016):
-- ``cifar`` (section 4.2): SGD momentum 0.9, weight decay 1e-4, batch 128, lr 0.1 divided by 10
-  at 32k and 48k iterations, 64k iterations; 4-pixel pad + random 32x32 crop + flip; per-pixel
-  mean; single-view test. Warm-up for nets deeper than 100 layers: lr 0.01 until the training
-  error is below 80% (about 400 iterations), then 0.1.
-- ``imagenet`` (section 3.4): batch 256, lr 0.1 divided by 10 when the validation error
-  plateaus, momentum 0.9, weight decay 1e-4, up to 600k iterations; scale augmentation
-  [256, 480], 224 crop, flip, per-pixel mean, PCA colour; 10-crop test by default.
+The recipes themselves (the paper's presets) are in ``recipes.py``.
 """
 
 from __future__ import annotations
@@ -24,27 +17,12 @@ import math
 from dataclasses import asdict, field, fields, make_dataclass, replace
 from typing import Any
 
-from resdsl.data import DATASETS, TEST_MODES
+from resdsl.data.names import DATASETS, TEST_MODES
 from resdsl.errors import ResdslError, RunError
 from resdsl.text import choose
 from resdsl.train.options import FIELDS
+from resdsl.train.recipes import AMP_MODES, DEVICES, RECIPES
 
-RECIPES: dict[str, dict[str, Any]] = {
-    "cifar": {
-        "data": "cifar10", "iters": 64000, "batch_size": 128, "lr": 0.1,
-        "milestones": [32000, 48000], "schedule": "multistep", "momentum": 0.9,
-        "weight_decay": 1e-4, "warmup": "auto", "val_split": 0, "test_mode": "single",
-        "eval_every": 1000,
-    },
-    "imagenet": {
-        "data": "imagenet", "iters": 600000, "batch_size": 256, "lr": 0.1,
-        "milestones": None, "schedule": "plateau", "momentum": 0.9,
-        "weight_decay": 1e-4, "warmup": "off", "val_split": 0, "test_mode": "10crop",
-        "eval_every": 5000,
-    },
-}
-AMP_MODES = ("bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 # Warm-up of the 110-layer net (section 4.2): lr 0.01 until the training error is below 80%.
 WARMUP_DEPTH = 100          # "auto" warms up nets deeper than this many weighted layers

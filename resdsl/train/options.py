@@ -14,7 +14,10 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
+from resdsl.cli_common import choices_metavar, complete_choices
+from resdsl.data.names import DATASETS, TEST_MODES
 from resdsl.errors import RunError
+from resdsl.train.recipes import AMP_MODES, DEVICES, RECIPES
 
 
 def parse_milestones(text: str | None) -> list[int] | None:
@@ -47,6 +50,8 @@ class Field:
     ``hashed``: whether the value decides the result of a run (content hash).
     ``aliases``: older spellings of the flag, accepted by ``resdsl train``.
     ``resolved_type``: the type of the checked value in ``ResolvedConfig`` where it differs.
+    ``choices``: the names the value is one of, for the help and shell completion (checked in
+    ``resolve``); ``metavar`` then defaults to them.
     """
 
     name: str
@@ -61,6 +66,7 @@ class Field:
     hashed: bool = False
     aliases: tuple[str, ...] = ()
     resolved_type: Any = None
+    choices: tuple[str, ...] = ()
 
     def annotation(self) -> Any:
         t = self.cli_type or self.type
@@ -69,50 +75,52 @@ class Field:
 
 FIELDS: tuple[Field, ...] = (
     Field("recipe", str, "cifar", "--recipe",
-          "The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4).", record="name", hashed=True),
-    Field("data", str, None, "--data", "cifar10, imagenet or synthetic (default: the recipe's).",
-          record="data", hashed=True),
+          "The paper's recipe: cifar (sec. 4.2) or imagenet (sec. 3.4).", record="name",
+          hashed=True, choices=tuple(RECIPES)),
+    Field("data", str, None, "--data", "Data set (default: the recipe's).",
+          record="data", hashed=True, choices=DATASETS),
     Field("data_dir", str, None, "--data-dir",
-          "Data folder (CIFAR-10 batches, or ImageNet train/ and val/)."),
-    Field("iters", int, None, "--iters", "Training iterations (cifar: 64000).",
+          "Data folder (CIFAR-10 batches, or ImageNet train/ and val/).", metavar="DIR"),
+    Field("iters", int, None, "--iters", "Training iterations (cifar: 64000).", metavar="N",
           record="iters", hashed=True),
     Field("epochs", float, None, "--epochs", "Training length in epochs instead of --iters.",
-          record="epochs", hashed=True),
+          metavar="N", record="epochs", hashed=True),
     Field("batch_size", int, None, "--batch-size", "Mini-batch size (cifar 128, imagenet 256).",
-          record="batch_size", hashed=True),
-    Field("lr", float, None, "--lr", "Learning rate (0.1).", record="lr", hashed=True),
+          metavar="N", record="batch_size", hashed=True),
+    Field("lr", float, None, "--lr", "Learning rate (0.1).", metavar="RATE", record="lr",
+          hashed=True),
     Field("milestones", list, None, "--milestones",
           "Iterations where lr is divided by 10, e.g. 32000,48000.", metavar="I,J", cli_type=str,
           parse=parse_milestones, record="milestones", hashed=True),
-    Field("momentum", float, None, "--momentum", "SGD momentum (0.9).", record="momentum",
-          hashed=True),
-    Field("weight_decay", float, None, "--weight-decay", "Weight decay (1e-4).",
+    Field("momentum", float, None, "--momentum", "SGD momentum (0.9).", metavar="M",
+          record="momentum", hashed=True),
+    Field("weight_decay", float, None, "--weight-decay", "Weight decay (1e-4).", metavar="WD",
           record="weight_decay", hashed=True),
     Field("warmup", str, None, "--warmup",
-          "auto (the 110-layer rule), off, or a number of iterations at lr/10.", record="warmup",
-          hashed=True, resolved_type=dict | None),
+          "auto (the 110-layer rule), off, or N iterations at lr/10.", metavar="[auto|off|N]",
+          record="warmup", hashed=True, resolved_type=dict | None),
     Field("val_split", int, None, "--val-split",
           "Hold out N training images for validation (5000: the 45k/5k split). A sweep whose "
           "objective is the validation error holds out 5000 CIFAR-10 images, or a tenth of "
-          "synthetic data, unless told.", record="val_split", hashed=True),
+          "synthetic data, unless told.", metavar="N", record="val_split", hashed=True),
     Field("seed", int, 0, "--seed", "Random seed (initialization and data order).",
-          record="seed", hashed=True),
+          metavar="N", record="seed", hashed=True),
     Field("device", str, "auto", "--device",
-          "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps."),
+          "auto: cuda, then mps, then cpu; cuda:N for GPU N.", choices=DEVICES),
     Field("amp", str, None, "--amp", "Mixed precision: bf16 (CPU/CUDA) or fp16 (CUDA).",
-          record="amp", hashed=True),
+          record="amp", hashed=True, choices=AMP_MODES),
     Field("compile", bool, False, "--compile", "Compile the model with torch.compile.",
           record="compile"),
     Field("eval_every", int, None, "--eval-every",
-          "Evaluate (and checkpoint) every N iterations; a sweep's pruner steps.",
+          "Evaluate (and checkpoint) every N iterations; a sweep's pruner steps.", metavar="N",
           record="eval_every"),
     Field("test_mode", str, None, "--test-mode",
-          "single (CIFAR); center, 10crop or multiscale (ImageNet).", record="test_mode",
-          hashed=True),
-    Field("subset", int, None, "--subset", "Train on N training images only.", record="subset",
-          hashed=True),
+          "Final test view: single for CIFAR; center, 10crop or multiscale for ImageNet "
+          "(default: the recipe's).", record="test_mode", hashed=True, choices=TEST_MODES),
+    Field("subset", int, None, "--subset", "Train on N training images only.", metavar="N",
+          record="subset", hashed=True),
     Field("workers", int, None, "--loader-workers",
-          "Image decoding processes per run (ImageNet).", aliases=("--workers",)),
+          "Image decoding processes per run (ImageNet).", metavar="N", aliases=("--workers",)),
     Field("input_shape", tuple, None, "--input", "Input shape, e.g. 3x32x32.", metavar="CxHxW",
           cli_type=str, parse=_parse_input),
     Field("sync_bn", bool, False, "--sync-bn",
@@ -140,7 +148,10 @@ def with_train_options(*, exclude: tuple[str, ...] = (), aliases: bool = True):
         added = []
         for f in chosen:
             decls = (f.flag, *(f.aliases if aliases else ()))
-            option = typer.Option(f.default, *decls, help=f.help, metavar=f.metavar)
+            option = typer.Option(
+                f.default, *decls, help=f.help,
+                metavar=f.metavar or (choices_metavar(f.choices) if f.choices else None),
+                autocompletion=complete_choices(f.choices) if f.choices else None)
             # a prefixed name: the command's own parameters may be named like a field (sweep's
             # --workers); users only ever see the flags
             added.append(inspect.Parameter(PREFIX + f.name, inspect.Parameter.KEYWORD_ONLY,
