@@ -12,8 +12,8 @@ from rich.table import Table
 from .analysis import NetSummary, estimate_memory, summarize
 from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
-from .machine import available_host_memory, check_memory, memory_problem
-from .onnx_export import export_onnx, require_exporter
+from .machine import available_host_memory, memory_problem
+from .onnx_export import check_export_memory, export_onnx, require_exporter
 from .outputs import ONNX_MAGIC, check_output_file
 from .spec import load_network, parse_input_shape
 from .text import format_count
@@ -81,7 +81,7 @@ def build_command(
     memory = estimate_memory(net)
     available = available_host_memory()
     if onnx is not None:
-        check_memory("exporting this network to ONNX", memory.onnx_export(), available, memory.params)
+        check_export_memory(net, memory, available)
     else:
         # build itself allocates nothing: say so, but do not fail
         problem = memory_problem("a training step at batch 1", memory.training_step(1), available, memory.params)

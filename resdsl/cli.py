@@ -10,6 +10,7 @@ from .build_cmd import build_command
 from .cli_common import SPEC_CONTEXT
 from .errors import ResdslError
 from .train.command import ensemble_command, train_command
+from .train.model_command import eval_command, export_command
 from .report.command import report_command
 from .sweep.command import sweep_command
 
@@ -21,6 +22,8 @@ app = typer.Typer(
 app.command("build", context_settings=SPEC_CONTEXT)(build_command)
 app.command("train", context_settings=SPEC_CONTEXT)(train_command)
 app.command("ensemble")(ensemble_command)
+app.command("eval")(eval_command)
+app.command("export")(export_command)
 app.command("report")(report_command)
 app.command("sweep", context_settings=SPEC_CONTEXT)(sweep_command)
 

@@ -26,6 +26,17 @@ def require_exporter() -> None:
         raise ResdslError("--onnx needs the onnx extras: pip install 'resdsl[onnx]'") from None
 
 
+def check_export_memory(net, memory=None, available: int | None = None) -> None:
+    """Refuse, before allocating, a network (``ir.Network``) too big to export on this machine.
+    ``memory``/``available``: the caller's ``estimate_memory(net)`` and host memory, if it has them."""
+    from .analysis import estimate_memory
+    from .machine import available_host_memory, check_memory
+
+    memory = memory or estimate_memory(net)
+    available = available if available is not None else available_host_memory()
+    check_memory("exporting this network to ONNX", memory.onnx_export(), available, memory.params)
+
+
 def export_onnx(model, input_shape, path: Path) -> None:
     """Write a compiled network as ONNX, batch size dynamic, atomically. The module is put in eval
     mode and in the default memory layout (torch 2.13's exporter fails on channels_last weights)."""

@@ -60,22 +60,27 @@ class TrainedRun:
 
 
 def open_run(run_dir: str | Path, device: str = "cpu", **changes) -> TrainedRun:
-    """The trained network of a run record (``resolve_run`` for ``changes``), weights from
-    weights.pt or, for a record without it, checkpoint.pt. The module is in the memory format
-    resdsl trains and evaluates in on ``device``, so its outputs are the run's own."""
+    """The trained network of a run record (``resolve_run`` for ``changes``) on ``device``."""
+    r, rebuilt = resolve_run(run_dir, device=str(device), **changes)
+    return load_trained(run_dir, r, rebuilt)
+
+
+def load_trained(run_dir: str | Path, r: ResolvedConfig, rebuilt: bool = False) -> TrainedRun:
+    """``r``'s network (``resolve_run(run_dir)``) with the run's weights, from weights.pt or, for
+    a record without it, checkpoint.pt, on ``r.device``. The module is in the memory format resdsl
+    trains and evaluates in on that device, so its outputs are the run's own."""
     from resdsl.analysis import estimate_memory
     from resdsl.compiler import compile_network
     from resdsl.machine import available_host_memory, check_memory
     from resdsl.train.devices import memory_format, pick_device
 
     run_dir = Path(run_dir)
-    r, rebuilt = resolve_run(run_dir, device=str(device), **changes)
     need = estimate_memory(r.net)
     # the weights as read from the file and in the module
     check_memory("loading this network's weights", 2 * need.weight_bytes, available_host_memory(),
                  need.params)
-    weights = record.load_weights(run_dir)
     dev = pick_device(r.device)
+    weights = record.load_weights(run_dir)
     with torch.random.fork_rng(devices=[]):     # the initialization is overwritten: leave the caller's RNG alone
         model = compile_network(r.net)
     try:
