@@ -270,11 +270,33 @@ def test_eval_on_a_cifar_folder_moved_since_the_run(cifar_run, tmp_path, monkeyp
     assert not (tmp_path / "cache").exists()           # nothing downloaded, nothing cached
 
 
+def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, capsys):
+    from test_train import write_image_folders
+
+    write_image_folders(tmp_path / "img")
+    text = Path(SPEC).read_text().replace("classes 10", "classes 3")
+    s = train(TrainConfig(text, dict(TINY), recipe="imagenet", data_dir=str(tmp_path / "img"),
+                          iters=6, batch_size=4, eval_every=3, workers=0, test_mode="10crop"),
+              tmp_path / "run", quiet=True)
+    code, out, err = run_main(["eval", tmp_path / "run", "--json"], monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["view"], result["images"], result["top5_err"]) == ("10crop", 6, None)   # 3 classes
+    assert result["top1_err"] == result["recorded_top1_err"] == s["final"]["test_err"]
+    code, out, err = run_main(["eval", tmp_path / "run", "--test-mode", "center", "--json"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["view"], result["images"], result["recorded_top1_err"]) == ("center", 6, None)
+    code, out, err = run_main(["eval", tmp_path / "run", "--split", "val"], monkeypatch, capsys, tmp_path)
+    assert code == 2 and "its val/ folder is its test set" in err
+
+
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("case", ["not a run", "no such folder", "no weights", "bad test mode",
                                   "test mode of another data set", "no val split", "bad split",
-                                  "missing data dir", "an ensemble"])
+                                  "missing data dir", "data dir of synthetic data", "an ensemble"])
 def test_eval_refuses_bad_input_with_one_message(case, run, cifar_run, tmp_path, monkeypatch,
                                                  capsys):
     target, extra = run, []
@@ -300,6 +322,8 @@ def test_eval_refuses_bad_input_with_one_message(case, run, cifar_run, tmp_path,
         extra, message = ["--split", "train"], "unknown --split 'train': choose one of test, val"
     elif case == "missing data dir":
         extra, message = ["--data-dir", tmp_path / "gone"], f"--data-dir {tmp_path / 'gone'}: no such folder"
+    elif case == "data dir of synthetic data":
+        extra, message = ["--data-dir", tmp_path], "synthetic data, which is generated, not read"
     else:
         target = tmp_path / "ens"
         target.mkdir()

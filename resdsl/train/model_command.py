@@ -73,9 +73,15 @@ def eval_command(
     if test_mode is not None:
         changes["test_mode"] = test_mode
     r, rebuilt = resolve_run(run_dir, **changes)
+    if r.data == "synthetic" and data_dir is not None:
+        raise RunError(f"{run_dir} was trained on synthetic data, which is generated, not read: "
+                       "--data-dir does not apply")
     if r.data != "synthetic" and r.data_dir is not None and not Path(r.data_dir).expanduser().is_dir():
         raise DataError(f"{run_dir} was trained on {r.data} in {r.data_dir}, which is not a folder "
                         "here; give the data's place with --data-dir DIR")
+    if split == "val" and r.data == "imagenet":
+        raise RunError(f"{run_dir}: an ImageNet run has no validation split of its own: its val/ "
+                       "folder is its test set (--split test)")
     if split == "val" and not r.val_split:
         raise RunError(f"{run_dir}: the run held out no validation images (trained without "
                        "--val-split); evaluate --split test")
@@ -92,9 +98,12 @@ def eval_command(
         view = periodic_view(r.data)
     # what the run recorded for these weights on the same images and view, to compare with
     final = (record.read_summary(run_dir) or {}).get("final") or {}
+    recorded_images = ((record.read_run_config(run_dir).get("data") or {}).get("test_images")
+                       if split == "test" else r.val_split)
     recorded = {}
-    if run.weights_iter is not None and final.get("iter") == run.weights_iter:
-        if split == "test" and final.get("view", periodic_view(r.data)) == view:
+    if run.weights_iter is not None and final.get("iter") == run.weights_iter \
+            and recorded_images == result.n:
+        if split == "test" and final.get("view") == view:
             recorded = {"top1_err": final.get("test_err"), "top5_err": final.get("test_top5_err")}
         elif split == "val":
             recorded = {"top1_err": final.get("val_err"), "top5_err": final.get("val_top5_err")}
