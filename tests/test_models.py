@@ -165,7 +165,7 @@ def test_load_run_rebuilds_a_network_whose_spec_changed_since(tmp_path, monkeypa
     mine.write_text(mine.read_text().replace('param shortcut = "A"', 'param shortcut = "B"'))
     (specs / "prelude.net").unlink()
     model, cfg = resdsl.load_run(tmp_path / "r")
-    assert cfg.net.params["shortcut"] == "A"
+    assert cfg.net.params["shortcut"] == "A" and cfg.request.spec == str(mine)
     x = images()
     with torch.no_grad():
         assert torch.equal(model(x), checkpoint_model(tmp_path / "r")(x))
@@ -294,7 +294,8 @@ def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, 
 
 # --------------------------------------------------------------------------- bad input
 
-@pytest.mark.parametrize("case", ["not a run", "no such folder", "no weights", "bad test mode",
+@pytest.mark.parametrize("case", ["not a run", "no such folder", "no weights", "garbage weights",
+                                  "bad test mode",
                                   "test mode of another data set", "no val split", "bad split",
                                   "missing data dir", "data dir of synthetic data", "an ensemble"])
 def test_eval_refuses_bad_input_with_one_message(case, run, cifar_run, tmp_path, monkeypatch,
@@ -311,6 +312,11 @@ def test_eval_refuses_bad_input_with_one_message(case, run, cifar_run, tmp_path,
         (target / "weights.pt").unlink()
         (target / "checkpoint.pt").unlink()
         message = f"{target}: no trained weights (neither weights.pt nor checkpoint.pt)"
+    elif case == "garbage weights":
+        target = tmp_path / "damaged"
+        shutil.copytree(run, target)
+        (target / "weights.pt").write_bytes(b"PK\x03\x04 truncated")
+        message = f"{target / 'weights.pt'}: cannot read the weights"
     elif case == "bad test mode":
         extra, message = ["--test-mode", "tencrop"], "did you mean '10crop'?"
     elif case == "test mode of another data set":

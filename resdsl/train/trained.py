@@ -43,7 +43,8 @@ def resolve_run(run_dir: str | Path, **changes) -> tuple[ResolvedConfig, bool]:
         pass                                    # the spec is gone or no longer checks
     with spec_from_sources(sources, root) as path:
         r = resolve(dataclasses.replace(request, spec=str(path)))
-    return r, True
+    # the request as the run recorded it, not the temporary file it was rebuilt from
+    return dataclasses.replace(r, request=request), True
 
 
 @dataclass
