@@ -55,7 +55,7 @@ def eval_command(
     """
     from resdsl.analysis import estimate_memory
     from resdsl.machine import check_memory
-    from resdsl.train.data import EVAL_BATCH, open_run_data
+    from resdsl.train.data import default_eval_batch, open_run_data
     from resdsl.train.devices import available_memory, device_name
     from resdsl.train.evaluate import evaluate, evaluate_final_view, periodic_view
     from resdsl.train.trained import load_trained, resolve_run
@@ -86,7 +86,7 @@ def eval_command(
         raise RunError(f"{run_dir}: the run held out no validation images (trained without "
                        "--val-split); evaluate --split test")
     run = load_trained(run_dir, r, rebuilt)
-    batch = batch_size or (EVAL_BATCH // 2 if r.data == "imagenet" else EVAL_BATCH)
+    batch = batch_size or default_eval_batch(r.data)
     need = estimate_memory(r.net)
     check_memory(f"evaluating at batch {batch} on {device_name(run.device)}", need.inference(batch),
                  available_memory(run.device), need.params)
