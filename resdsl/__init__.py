@@ -4,7 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["build", "load_network", "summarize", "__version__"]
+__all__ = ["build", "list_specs", "load_network", "load_run", "load_runs", "summarize", "__version__"]
+
+# Every function imports what it needs when called: `import resdsl` loads neither torch nor pandas.
 
 
 def build(spec, input_shape=None, **params):
@@ -28,3 +30,38 @@ def summarize(net):
     from .analysis import summarize as _summarize
 
     return _summarize(net)
+
+
+def list_specs(pattern=None):
+    """The shipped specs (as ``timm.list_models``): a list of ``SpecInfo`` with ``name``, ``params``,
+    ``macs`` (multiply-adds), ``depth``, ``input_shape`` and a one-line ``description``;
+    ``pattern`` filters names shell-style.
+
+    >>> [(s.name, s.params) for s in list_specs("resnet5*")]
+    [('resnet50', 25557032)]
+    """
+    from .catalog import list_specs as _list
+
+    return _list(pattern)
+
+
+def load_run(run_dir, device="cpu"):
+    """A run record's trained module (eval mode, weights from weights.pt, or checkpoint.pt for
+    older records, on ``device``) and its resolved config (``resdsl.train.ResolvedConfig``).
+
+    >>> model, cfg = load_run("reports/runs/r20")   # doctest: +SKIP
+    >>> logits = model(images)                       # doctest: +SKIP
+    """
+    from .train.trained import load_run as _load
+
+    return _load(run_dir, device)
+
+
+def load_runs(folder):
+    """Every run record under ``folder`` as one pandas DataFrame, one row per usable run (the
+    columns of ``resdsl report``'s runs table; errors are fractions). Records that cannot be read
+    or are still running are left out: ``resdsl.report.load_runs(folder).bad`` lists them, with why.
+    """
+    from .report.records import load_runs as _load
+
+    return _load(folder).runs

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import os
-import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -14,7 +10,6 @@ import typer
 
 from .cli_common import console, err_console, parse_spec_overrides
 from .errors import ResdslError
-from .io import atomic_path
 from .text import format_count
 
 # The spec layer (lark) is imported when the command runs, not for `resdsl --help`; torch only
@@ -49,27 +44,6 @@ def render_table1(summary: NetSummary, per_stage: bool) -> Table:
     return table
 
 
-def export_onnx(model, input_shape, path: Path) -> None:
-    """Write a compiled network (in eval mode) as ONNX, batch size dynamic, atomically."""
-    try:
-        import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
-    except ImportError:
-        raise ResdslError("--onnx needs the onnx extras: pip install 'resdsl[onnx]'") from None
-    import torch
-
-    model = model.eval()
-    dummy = torch.randn(1, *input_shape)
-    # The exporter wants a file name; it writes the temporary one that becomes `path` when done.
-    with atomic_path(path, suffix=".onnx") as tmp:
-        # The exporter narrates its passes and warns about torchvision ops it cannot register; quiet it.
-        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-            torch.onnx.export(model, (dummy,), tmp, dynamo=True, input_names=["image"],
-                              output_names=["logits"], dynamic_shapes={"x": {0: torch.export.Dim("batch")}},
-                              external_data=False)
-
-
 def build_command(
     ctx: typer.Context,
     spec: str = typer.Argument(..., metavar="SPEC", help="A .net file, or the name of a shipped spec (resnet50, cifar_6n2)."),
@@ -79,6 +53,9 @@ def build_command(
     onnx: Optional[Path] = typer.Option(None, "--onnx", metavar="PATH", help="Export the network to ONNX."),
     set_: Optional[list[str]] = typer.Option(None, "--set", metavar="NAME=VALUE", help="Set a spec parameter."),
     force: bool = typer.Option(False, "--force", help="Let --onnx replace a file that is not an ONNX model."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0,
+                                       help="Seed the initialization of the --onnx export: the same seed "
+                                            "gives identical weights. Default: unseeded, different every time."),
 ):
     """Check a spec and print its architecture (Table 1 layout), parameters and multiply-adds.
 
@@ -90,24 +67,28 @@ def build_command(
       resdsl build specs/resnet50.net --flops
       resdsl build specs/cifar_6n2.net --n 18 --json
       resdsl build specs/resnet50.net --stride_at 3x3 --input 3x320x320
-      resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx
+      resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx --seed 0
     """
     from .analysis import estimate_memory, summarize
-    from .machine import available_host_memory, check_memory, memory_problem
+    from .machine import available_host_memory, memory_problem
+    from .onnx_export import check_export_memory, export_onnx, require_exporter
     from .outputs import ONNX_MAGIC, check_output_file
     from .spec import load_network, parse_input_shape
 
+    if seed is not None and onnx is None:
+        raise ResdslError("--seed seeds the initialization of the exported network; give it with --onnx PATH")
     overrides = parse_spec_overrides(ctx.args, set_)
     shape = parse_input_shape(input) if input else None
     net = load_network(spec, overrides, shape)
     if onnx is not None:
         onnx = check_output_file("--onnx", onnx, inputs=[Path(p) for p in net.sources], kind="an ONNX model",
                                  magic=ONNX_MAGIC, force=force)
+        require_exporter()
     summary = summarize(net)
     memory = estimate_memory(net)
     available = available_host_memory()
     if onnx is not None:
-        check_memory("exporting this network to ONNX", memory.onnx_export(), available, memory.params)
+        check_export_memory(net, memory, available)
     else:
         # build itself allocates nothing: say so, but do not fail
         problem = memory_problem("a training step at batch 1", memory.training_step(1), available, memory.params)
@@ -115,8 +96,12 @@ def build_command(
             err_console.print(f"warning: {problem}: it cannot be trained (or exported) on this machine",
                               style="yellow", highlight=False, markup=False, soft_wrap=True)
     if onnx is not None:
+        import torch
+
         from .compiler import compile_network
 
+        if seed is not None:
+            torch.manual_seed(seed)       # then build, as the trainer does
         export_onnx(compile_network(net), net.input_shape, onnx)
     if as_json:
         out = summary.to_json()

@@ -17,6 +17,7 @@ from .errors import ResdslError
 from .report.command import report_command
 from .sweep.command import sweep_command
 from .train.command import ensemble_command, train_command
+from .train.model_command import eval_command, export_command
 
 
 class _Typer(typer.Typer):
@@ -34,6 +35,8 @@ app = _Typer(
 app.command("build", context_settings=SPEC_CONTEXT)(build_command)
 app.command("train", context_settings=SPEC_CONTEXT)(train_command)
 app.command("ensemble")(ensemble_command)
+app.command("eval")(eval_command)
+app.command("export")(export_command)
 app.command("report")(report_command)
 app.command("sweep", context_settings=SPEC_CONTEXT)(sweep_command)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from resdsl.io import append_jsonl, atomic_torch_save, atomic_write_json, atomic
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.pt"
 SUMMARY = "summary.json"
 RESPONSES = "responses.json"
 PREDICTIONS = "predictions.pt"
@@ -27,6 +29,10 @@ RECORD_FILES = (CONFIG, METRICS, CHECKPOINT, SUMMARY)
 CHECKPOINT_FORMAT = 1
 COMPLETED = "completed"
 FINISHED = ("completed", "diverged", "pruned")   # nothing left to resume
+# Runs that end with usable trained weights keep them in weights.pt: a completed run, and one a
+# sweep stopped early (its weights at that point). A diverged run's weights are not finite; an
+# interrupted or failed one is not over (its checkpoint.pt is there to resume from).
+KEEPS_WEIGHTS = ("completed", "pruned")
 
 
 def versions() -> dict:
@@ -135,6 +141,43 @@ def load_torch_file(path: Path, what: str) -> Any:
                        "not written by resdsl (only tensors and plain data load)") from None
 
 
+@dataclass
+class Weights:
+    """The trained weights of a run: ``state`` (the module's state_dict), the file they were read
+    from, and the iteration they were taken at (None when the record does not say)."""
+
+    state: dict
+    path: Path
+    iter: int | None
+
+
+def load_weights(run_dir: Path) -> Weights:
+    """The trained weights of a run: weights.pt, or for a run that has none (written before
+    weights.pt existed, or not over yet) the "model" entry of checkpoint.pt."""
+    import torch
+
+    run_dir = Path(run_dir)
+    path = run_dir / WEIGHTS
+    if path.exists():
+        state = load_torch_file(path, "weights")
+        done = (read_summary(run_dir) or {}).get("iters_done")
+        it = done if isinstance(done, int) else None
+    elif (run_dir / CHECKPOINT).exists():
+        path = run_dir / CHECKPOINT
+        ck = load_torch_file(path, "checkpoint")
+        ck = ck if isinstance(ck, dict) else {}
+        state = ck.get("model")
+        it = ck["iter"] if isinstance(ck.get("iter"), int) else None
+    else:
+        raise RunError(f"{run_dir}: no trained weights (neither {WEIGHTS} nor {CHECKPOINT}); the "
+                       "run was stopped before its first evaluation, or they were deleted")
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise RunError(f"{path}: holds no weights of a network (expected a state_dict: names to "
+                       "tensors)")
+    return Weights(state=state, path=path, iter=it)
+
+
 def first_line(e: BaseException) -> str:
     """The first line of an exception's message (torch's run over many lines)."""
     text = str(e).strip()
@@ -200,6 +243,13 @@ def write_predictions(run_dir: Path, predictions: dict) -> None:
 
 def save_checkpoint(run_dir: Path, checkpoint: dict) -> None:
     atomic_torch_save(Path(run_dir) / CHECKPOINT, {"format": CHECKPOINT_FORMAT, **checkpoint})
+
+
+def save_weights(run_dir: Path, state_dict: dict) -> None:
+    """weights.pt: the trained module's state_dict only, on the CPU, in the default layout, so it
+    loads anywhere with ``torch.load(weights_only=True)``."""
+    atomic_torch_save(Path(run_dir) / WEIGHTS,
+                      {k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
 
 
 def load_checkpoint(run_dir: Path, config_hash: str) -> dict:

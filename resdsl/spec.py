@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
+import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from . import ast, ir
 from .checker import check_network
@@ -148,6 +151,32 @@ def load_network(spec: str | Path, overrides: dict | None = None,
     """The checked model of a spec (a path, a shipped spec name, or spec text)."""
     files, root = load_files(spec)
     return check_network(files, root, dict(overrides or {}), input_shape)
+
+
+@contextlib.contextmanager
+def spec_from_sources(sources: dict[str, str], root: str) -> Iterator[Path]:
+    """A spec as a run record keeps it (``Network.sources``: path -> text of the root and of every
+    file it imports; ``root``: the root's key), written into a temporary folder where its imports
+    find each other by name; yields the root file's path. So a run's network is rebuilt as it was
+    trained, whatever happened to its spec files since."""
+    if root not in sources:
+        raise SpecError(f"the recorded spec texts do not hold the spec itself ({root})")
+    imports = {}
+    for key in sources:
+        if key != root:
+            name = Path(key).name
+            if name in imports:
+                raise SpecError(f"the recorded spec imports two files named {name} ({imports[name]} "
+                                f"and {key}); they cannot be put back side by side")
+            imports[name] = key
+    with tempfile.TemporaryDirectory(prefix="resdsl-spec-") as tmp:
+        folder = Path(tmp)
+        for name, key in imports.items():
+            (folder / name).write_text(sources[key], encoding="utf-8")
+        # an import names a spec that does not start with '.': the root never shadows one
+        root_path = folder / ".root.net"
+        root_path.write_text(sources[root], encoding="utf-8")
+        yield root_path
 
 
 def parse_input_shape(text: str) -> ir.Shape:

@@ -21,7 +21,7 @@ from resdsl.sweep.plan import PRUNERS, SAMPLERS
 from resdsl.train.recipes import AMP_MODES, DEVICES, RECIPES
 
 HEAVY = ("torch", "pandas", "matplotlib", "optuna")
-COMMANDS = ("build", "train", "ensemble", "report", "sweep")
+COMMANDS = ("build", "train", "ensemble", "eval", "export", "report", "sweep")
 
 # Runs the CLI's entry point as the installed script does, then reports on stderr which heavy
 # modules the process imported, whatever way the command ended (typer exits through SystemExit).
@@ -118,6 +118,8 @@ def test_values_are_named_by_what_they_are(command):
     expected = {"build": ["SPEC", "--onnx PATH", "--input CxHxW", "--set NAME=VALUE"],
                 "train": ["[SPEC]", "--out DIR", "--iters N", "--lr RATE", "--data-dir DIR"],
                 "ensemble": ["RUN_DIR...", "--out DIR"],
+                "eval": ["RUN_DIR", "--data-dir DIR", "--batch-size N"],
+                "export": ["RUN_DIR", "--onnx PATH"],
                 "report": ["DIR", "--filter KEY=VALUE", "--out DIR", "--edf-param NAME"],
                 "sweep": ["SPEC", "--trials N", "--workers N", "--study NAME", "--seeds K"]}
     for piece in expected.get(command, []):
@@ -141,11 +143,12 @@ def _examples(command_function) -> list[str]:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_examples_keep_one_line_each_on_a_narrow_terminal(command):
-    from resdsl.cli import build_command, ensemble_command, report_command, sweep_command
-    from resdsl.cli import train_command
+    from resdsl.cli import build_command, ensemble_command, eval_command, export_command
+    from resdsl.cli import report_command, sweep_command, train_command
 
     function = {"build": build_command, "train": train_command, "ensemble": ensemble_command,
-                "report": report_command, "sweep": sweep_command}[command]
+                "eval": eval_command, "export": export_command, "report": report_command,
+                "sweep": sweep_command}[command]
     examples = _examples(function)
     assert examples
     lines = {line.strip() for line in _help([command], columns=60).splitlines()}

@@ -672,6 +672,7 @@ def test_ensemble_member_files_torch_refuses_are_a_message(runs, tmp_path, monke
         what = f"{bad / 'predictions.pt'}: not the predictions of a run"
     else:
         (bad / "predictions.pt").unlink()
+        (bad / "weights.pt").unlink()          # a record from before weights.pt existed
         (bad / "checkpoint.pt").write_bytes(b"PK\x03\x04 truncated")
         what = f"{bad / 'checkpoint.pt'}: cannot read the checkpoint"
     code, out, err = run_main(["ensemble", str(r0), str(bad), "--out", "ens"],

@@ -10,11 +10,10 @@ from typing import Optional
 
 import typer
 
-from resdsl.cli_common import choices_metavar, complete_choices, parse_spec_overrides
+from resdsl.cli_common import parse_spec_overrides
 from resdsl.errors import RunError
 from resdsl.outputs import check_output_dir
 from resdsl.train import options as opt
-from resdsl.train.recipes import DEVICES
 
 
 def _short_params(params: dict) -> str:
@@ -138,9 +137,7 @@ def _interrupted(out_dir: Path) -> None:
 def ensemble_command(
     run_dirs: list[Path] = typer.Argument(..., metavar="RUN_DIR", help="Run records to combine (two or more)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Ensemble record folder (default reports/runs/ensemble-<time>)."),
-    device: str = typer.Option("auto", "--device", metavar=choices_metavar(DEVICES),
-                               autocompletion=complete_choices(DEVICES),
-                               help="auto: cuda, then mps, then cpu; cuda:N for GPU N."),
+    device: opt.DeviceOption = "auto",
 ):
     """Evaluate the average of several runs' softmax outputs on their common test set.
 

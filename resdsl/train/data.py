@@ -54,7 +54,15 @@ def _subset(data: ImageArrays, n: int, seed: int) -> ImageArrays:
     return dataclasses.replace(data, train_x=data.train_x[idx], train_y=data.train_y[idx])
 
 
-def open_run_data(r: ResolvedConfig, device: torch.device) -> RunData:
+def default_eval_batch(data: str) -> int:
+    """Images per evaluation batch: EVAL_BATCH, half that for ImageNet's larger images."""
+    return EVAL_BATCH // 2 if data == "imagenet" else EVAL_BATCH
+
+
+def open_run_data(r: ResolvedConfig, device: torch.device, eval_batch: int | None = None) -> RunData:
+    """The run's data; ``eval_batch``: images per evaluation batch (single/centre view; default
+    ``default_eval_batch``)."""
+    eval_batch = eval_batch or default_eval_batch(r.data)
     net = r.net
     shape = tuple(net.input_shape)
     if r.data in ("cifar10", "synthetic"):
@@ -75,7 +83,7 @@ def open_run_data(r: ResolvedConfig, device: torch.device) -> RunData:
         if r.subset is not None:
             data = _subset(data, r.subset, DATA_SEED)
         loaders = cifar_loaders(data, r.batch_size, seed=r.seed, device=device,
-                                eval_batch_size=EVAL_BATCH)
+                                eval_batch_size=eval_batch)
         return RunData(name=r.data, train=loaders.train, test=loaders.test, val=loaders.val,
                        num_classes=data.num_classes, input_shape=shape,
                        n_train=loaders.train.num_samples, n_test=loaders.test.num_samples)
@@ -95,8 +103,8 @@ def open_run_data(r: ResolvedConfig, device: torch.device) -> RunData:
         pick = torch.randperm(len(data.train_items), generator=g)[:r.subset].sort().values
         data = dataclasses.replace(data, train_items=[data.train_items[int(i)] for i in pick])
     train = data.train_loader(r.batch_size, seed=r.seed, num_workers=r.workers, device=device)
-    test = data.val_loader(EVAL_BATCH // 2, mode="center", num_workers=r.workers)
+    test = data.val_loader(eval_batch, mode="center", num_workers=r.workers)
     return RunData(name="imagenet", train=train, test=test, val=None,
                    num_classes=data.num_classes, input_shape=shape,
                    n_train=len(data.train_items), n_test=len(data.val_items), imagenet=data,
-                   eval_batch=EVAL_BATCH // 2)
+                   eval_batch=eval_batch)

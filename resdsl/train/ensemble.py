@@ -36,8 +36,8 @@ def _check_completed(run_dirs: list[Path]) -> None:
 
 
 def _member_predictions(run_dir: Path, device: str) -> dict:
-    """{"probs", "targets", "view", "data"} of a finished run; recomputed from the checkpoint
-    when predictions.pt is missing."""
+    """{"probs", "targets", "view", "data"} of a finished run; recomputed from its trained
+    weights when predictions.pt is missing."""
     pred = run_dir / record.PREDICTIONS
     if pred.exists():
         p = record.load_torch_file(pred, "predictions")
@@ -50,29 +50,13 @@ def _member_predictions(run_dir: Path, device: str) -> dict:
 
 
 def _recompute(run_dir: Path, device: str) -> dict:
-    from resdsl.compiler import compile_network
-    from resdsl.train.config import load_request, resolve
     from resdsl.train.data import open_run_data
-    from resdsl.train.devices import memory_format, pick_device
     from resdsl.train.evaluate import evaluate_final_view
+    from resdsl.train.trained import open_run
 
-    ck_path = run_dir / record.CHECKPOINT
-    if not ck_path.exists():
-        raise RunError(f"{run_dir}: no predictions.pt and no checkpoint.pt to evaluate")
-    req = load_request(run_dir)
-    req.device = device
-    r = resolve(req)
-    dev = pick_device(device)
-    model = compile_network(r.net)
-    model = model.to(dev, memory_format=memory_format(dev, model))
-    ck = record.load_torch_file(ck_path, "checkpoint")
-    try:
-        model.load_state_dict(ck["model"])
-    except (KeyError, TypeError, RuntimeError) as e:
-        raise RunError(f"{ck_path}: its weights do not fit the run's network "
-                       f"({record.first_line(e)})") from None
-    data = open_run_data(r, dev)
-    res = evaluate_final_view(model, data, r, dev)
+    run = open_run(run_dir, device)
+    r = run.config
+    res = evaluate_final_view(run.model, open_run_data(r, run.device), r, run.device)
     return {"probs": res.probs, "targets": res.targets, "view": r.test_mode, "data": r.data,
             "n": res.n}
 

@@ -135,6 +135,11 @@ PREFIX = "train__"   # of the command parameters with_train_options adds
 SetParam = Annotated[Optional[list[str]], typer.Option(
     "--set", metavar="NAME=VALUE", help="Set a spec parameter (as --NAME VALUE does).")]
 
+# --device of the commands that only evaluate (ensemble, eval); train and sweep take FIELDS' one
+DeviceOption = Annotated[str, typer.Option(
+    "--device", metavar=choices_metavar(DEVICES), autocompletion=complete_choices(DEVICES),
+    help="auto: cuda, then mps, then cpu; cuda:N for GPU N.")]
+
 
 def with_train_options(*, exclude: tuple[str, ...] = (), aliases: bool = True):
     """Give a typer command every training option (but ``exclude``) after its own parameters;

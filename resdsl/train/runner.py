@@ -508,6 +508,9 @@ class Trainer:
 
     def _finish(self, status: str, reason: str | None) -> dict:
         self._seg_end()
+        if status in record.KEEPS_WEIGHTS and self.dist.is_main:
+            # before the summary: a run recorded as completed always has its weights.pt
+            record.save_weights(self.out, self.base.state_dict())
         return self.write_summary(status, reason)
 
 
