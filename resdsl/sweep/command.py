@@ -20,13 +20,13 @@ def sweep_command(
     grid: Optional[list[str]] = typer.Option(None, "--grid", metavar="NAME=V1,V2,...",
         help="A grid dimension: a spec parameter or a training field (lr, batch_size, ...). Repeat for more."),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="grid, tpe or random (default: grid with --grid, else tpe)."),
-    trials: Optional[int] = typer.Option(None, "--trials", help="Size of the study (tpe/random: required unless --timeout; grid: at most N points)."),
+    trials: Optional[int] = typer.Option(None, "--trials", help="Designs to train (tpe/random: required unless --timeout; grid: at most N points). Designs rejected by --max-flops/--max-params do not count."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Start no new trial after this many seconds."),
     seeds: int = typer.Option(1, "--seeds", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),
     objective: str = typer.Option("error", "--objective", help="error (validation error), test_err, train_err, ...; error,flops or error,params for a Pareto front."),
     pruner: str = typer.Option("none", "--pruner", help="none, median, hyperband or sha (from the intermediate evaluations)."),
-    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Do not train configurations with more multiply-adds (e.g. 41M, 1.2G)."),
-    max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Do not train configurations with more parameters (e.g. 1.7M)."),
+    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G)."),
+    max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Reject designs with more parameters before training (e.g. 1.7M)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/<study>)."),
     study_name: Optional[str] = typer.Option(None, "--study", help="Study name (default <network>-<hash of the sweep's settings>)."),
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///<out>/study.db)."),
@@ -68,6 +68,7 @@ def sweep_command(
 
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
     """
+    from resdsl.errors import SweepError
     from resdsl.sweep.display import show_results
     from resdsl.sweep.plan import SweepOptions, plan_sweep
     from resdsl.sweep.run import run_sweep
@@ -80,9 +81,11 @@ def sweep_command(
         study_name=study_name, storage=storage, workers=workers, reuse=reuse)
     overrides = parse_spec_overrides(ctx.args, set_)
     plan = plan_sweep(spec, overrides, train_options, options)
-    interrupted = run_sweep(plan)
+    end = run_sweep(plan)
     show_results(plan)
-    if interrupted:
+    if end.error:
+        raise SweepError(end.error)
+    if end.interrupted:
         print("resdsl: sweep interrupted; finished runs and the study are kept. Re-run the "
               "same command to continue.", file=sys.stderr)
         raise typer.Exit(130)
