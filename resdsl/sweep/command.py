@@ -50,11 +50,17 @@ def sweep_command(
     command resumes the study: finished trials are not repeated; interrupted ones (Ctrl-C) and
     those of a killed process (no heartbeat for 40 s, or a dead pid on this machine) are retried.
 
-    Several machines on one study: give every machine the same --storage URL and --study NAME,
-    e.g. --storage postgresql://user:pass@dbhost/resdsl --study plain-vs-res (needs psycopg2),
-    or mysql+pymysql://user:pass@dbhost/resdsl (needs pymysql). Each machine queues what is
-    missing and takes trials from the shared queue; runs are written to each machine's --out.
-    The study opens in optuna-dashboard as it is: optuna-dashboard sqlite:///OUT/study.db
+    Designs over --max-flops/--max-params, or whose spec does not check with the sampled values,
+    are rejected before training: listed in the study (PRUNED, with the reason), not counted in
+    --trials. After 50 rejections in a row (tpe/random), or when every grid point is rejected,
+    the sweep stops with a message and exit code 2.
+
+    Several machines on one study: give every machine the same --storage URL and --study NAME
+    and its own --out, e.g. --storage postgresql://resdsl@dbhost:5432/resdsl --study
+    plain-vs-res (pip install 'resdsl[postgres]'; the password in PGPASSWORD or ~/.pgpass).
+    Each machine queues what is missing under the server's lock and takes trials from the
+    shared queue; runs are written to each machine's --out. The study opens in optuna-dashboard
+    as it is: optuna-dashboard sqlite:///OUT/study.db (or the URL the sweep prints at its end).
 
     Examples:
 

@@ -128,6 +128,8 @@ def make_storage(url: str, heartbeat: bool = True):
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+    from resdsl.sweep.storage import shown
+
     quiet_optuna()
     engine_kwargs: dict = {}
     if url.startswith("sqlite:///"):
@@ -141,11 +143,11 @@ def make_storage(url: str, heartbeat: bool = True):
     try:
         return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
     except optuna.exceptions.StorageInternalError as e:
-        raise SweepError(f"--storage {url}: cannot open it ({e})") from None
-    except Exception as e:  # bad URL, missing driver (psycopg2, pymysql), unreachable server
-        raise SweepError(f"--storage {url}: cannot open it ({type(e).__name__}: {e}); expected "
-                         "sqlite:///PATH, postgresql://USER:PASS@HOST/DB or "
-                         "mysql+pymysql://USER:PASS@HOST/DB") from None
+        raise SweepError(f"--storage {shown(url)}: cannot open it ({e})") from None
+    except Exception as e:  # bad URL, missing driver (psycopg, pymysql), unreachable server
+        raise SweepError(f"--storage {shown(url)}: cannot open it ({type(e).__name__}: {e}); "
+                         "expected sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB or "
+                         "mysql+pymysql://USER@HOST/DB") from None
 
 
 def make_sampler(plan: SweepPlan):
@@ -292,9 +294,13 @@ def worker_id() -> str:
 
 @contextlib.contextmanager
 def storage_lock(url: str):
-    """A file lock beside an SQLite storage: local processes prepare the queue one at a time."""
+    """The processes sharing a storage prepare the queue one at a time: a file lock beside an
+    SQLite storage, the server's lock for PostgreSQL (resdsl.sweep.storage.server_lock)."""
     if not url.startswith("sqlite:///"):
-        yield
+        from resdsl.sweep.storage import server_lock
+
+        with server_lock(url):
+            yield
         return
     import fcntl
 
@@ -313,7 +319,9 @@ def enqueue_retry(study, t) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    system_attrs = {"failed_trial": t.number, "retry_history": [], **t.system_attrs}
+    # not its constraints: the retry sets its own when its design is admitted
+    kept = {k: v for k, v in t.system_attrs.items() if not k.startswith("constraints")}
+    system_attrs = {"failed_trial": t.number, "retry_history": [], **kept}
     system_attrs["retry_history"] = list(system_attrs["retry_history"]) + [t.number]
     user_attrs = {"retry_of": t.number}
     if t.user_attrs.get("run_dir") and not t.user_attrs.get("reused_from"):
