@@ -270,3 +270,29 @@ def test_a_server_that_refuses_is_one_message_before_any_output(tmp_path):
     assert p.stderr.startswith(f"--storage postgresql+psycopg://resdsl:***@127.0.0.1:{port}/resdsl: "
                                "cannot connect (connection failed: "), p.stderr
     assert not out.exists()
+
+
+def test_preparing_holds_the_servers_lock(postgres):
+    """While one sweep prepares the queue, another connection cannot take the lock; once it is
+    done, it can (the lock is let go)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    url = sweep_storage.server_url("--storage", postgres.url)
+    engine = create_engine(url, poolclass=NullPool)
+
+    def other_machine_can_lock() -> bool:
+        with engine.connect() as conn:
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"),
+                               {"k": sweep_storage.PREPARE_LOCK_KEY}).scalar()
+            if got:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"),
+                             {"k": sweep_storage.PREPARE_LOCK_KEY})
+            return got
+
+    try:
+        with sweep_storage.server_lock(url):
+            assert other_machine_can_lock() is False
+        assert other_machine_can_lock() is True
+    finally:
+        engine.dispose()
