@@ -2,18 +2,19 @@
 
 How trials are scheduled (why no grid point is trained twice and none is lost):
 
-- The command's process prepares the study under a lock (a file lock beside an SQLite storage):
+- The command's process prepares the study under a lock (a file lock beside an SQLite storage,
+  an advisory lock of a PostgreSQL server):
   it fails the RUNNING trials of dead workers (same host, pid gone; other hosts through Optuna's
   heartbeat), queues a retry of every trial that was interrupted or killed, and, under the grid
   sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial``). A grid
-  point is covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a
-  reason of its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
+  point is covered by a COMPLETE, PRUNED (rejected ones included), WAITING or RUNNING trial, or
+  by one that FAILed for a reason of its own (diverged, raised); so re-running a finished sweep
+  queues nothing.
 - Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
   new trial while the study has fewer than --trials designs that count.
-- Several machines on one PostgreSQL storage prepare under an advisory lock of the server
-  (resdsl.sweep.storage); where a storage has no lock (MySQL) and two machines queue the same
-  point at the same moment, the later trial is recorded PRUNED as "duplicate" when popped.
+- Where a server storage has no such lock (MySQL) and two machines queue the same point at the
+  same moment, the later trial is recorded PRUNED as "duplicate" when popped.
 
 Rejected designs: a trial whose design is over --max-flops/--max-params, or whose spec fails to
 check with its parameters, is told PRUNED with status ``over_budget`` or ``invalid`` and its
@@ -72,8 +73,9 @@ FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "i
 RETRY_STATUSES = (None, "running", "interrupted", "killed")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")   # Optuna trial states of a trial that has ended
 REJECTED_STATUSES = ("over_budget", "invalid")  # designs refused before training (PRUNED)
-# Rejections in a row after which a tpe/random worker stops: each costs a spec check and a few
-# storage writes (milliseconds), and TPE has had 40 guided samples after its 10 random ones.
+# Rejections in a row after which a tpe/random worker stops: each costs a spec check and about
+# ten storage commits (0.4 s on a busy disk with SQLite), and by then TPE has had 40 samples
+# guided by the constraints after its 10 random ones.
 MAX_REJECTED_IN_A_ROW = 50
 EXIT_NO_ADMISSIBLE = 3      # a worker's exit code after MAX_REJECTED_IN_A_ROW rejections
 # The constraint value of a design whose spec fails to check: farther from admissible for TPE
