@@ -26,7 +26,7 @@ def sweep_command(
         help="A grid dimension: a spec parameter or a training field (lr, batch_size, ...). Repeat for more."),
     sampler: Optional[str] = typer.Option(None, "--sampler", metavar=choices_metavar(SAMPLERS), autocompletion=complete_choices(SAMPLERS),
         help="How trials are chosen (default: grid with --grid, else tpe)."),
-    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Size of the study (tpe/random: required unless --timeout; grid: at most N points)."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Designs to train (tpe/random: required unless --timeout; grid: at most N points). Designs rejected by --max-flops/--max-params do not count."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Start no new trial after this many seconds."),
     seeds: int = typer.Option(1, "--seeds", metavar="K", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),
     objective: str = typer.Option("error", "--objective", metavar="METRIC[,METRIC]",
@@ -34,8 +34,8 @@ def sweep_command(
              + ", ".join(ROW_METRICS + COUNT_METRICS) + "; two or more (e.g. error,flops) for a Pareto front."),
     pruner: str = typer.Option("none", "--pruner", metavar=choices_metavar(PRUNERS), autocompletion=complete_choices(PRUNERS),
         help="Stop unpromising trials early, from their intermediate evaluations."),
-    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Do not train configurations with more multiply-adds (e.g. 41M, 1.2G)."),
-    max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Do not train configurations with more parameters (e.g. 1.7M)."),
+    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G)."),
+    max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Reject designs with more parameters before training (e.g. 1.7M)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/STUDY)."),
     study_name: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the network's name and a hash of the sweep's settings)."),
     storage: Optional[str] = typer.Option(None, "--storage", metavar="URL", help="Optuna storage URL (default sqlite:///OUT/study.db)."),
@@ -59,10 +59,16 @@ def sweep_command(
     command resumes the study: finished trials are not repeated; interrupted ones (Ctrl-C) and
     those of a killed process (no heartbeat for 40 s, or a dead pid on this machine) are retried.
 
+    Designs over --max-flops/--max-params, or whose spec does not check with the sampled values,
+    are rejected before training: listed in the study (PRUNED, with the reason), not counted in
+    --trials. After 50 rejections in a row (tpe/random), or when every grid point is rejected,
+    the sweep stops with a message and exit code 2.
+
     Several machines on one study: give every machine the same --storage URL and --study NAME
-    (postgresql://user:pass@dbhost/resdsl needs psycopg2, mysql+pymysql://user:pass@dbhost/resdsl
-    needs pymysql). Each machine queues what is missing and takes trials from the shared queue;
-    runs are written to each machine's --out. The study opens in optuna-dashboard as it is:
+    and its own --out (pip install 'resdsl[postgres]'; the password in PGPASSWORD or
+    ~/.pgpass). Each machine queues what is missing under the server's lock and takes trials
+    from the shared queue; runs are written to each machine's --out. The study opens in
+    optuna-dashboard as it is:
 
     \b
       optuna-dashboard sqlite:///OUT/study.db
@@ -75,8 +81,9 @@ def sweep_command(
       resdsl sweep cifar_6n2 --data synthetic --grid n=1,2 --grid lr=0.1,0.05 --iters 300 --workers 2
       resdsl sweep cifar_6n2 --sampler tpe --trials 40 --objective error,flops --max-flops 100M
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
-      resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://user:pass@dbhost/resdsl --study plain-vs-res
+      resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://resdsl@dbhost:5432/resdsl --study plain-vs-res
     """
+    from resdsl.errors import SweepError
     from resdsl.sweep.display import show_results
     from resdsl.sweep.plan import SweepOptions, plan_sweep
     from resdsl.sweep.run import run_sweep
@@ -96,9 +103,11 @@ def sweep_command(
         scalars_root = check_scalars_dir(scalars_root)
     plan = plan_sweep(spec, overrides, train_options, options)
     plan.train["tensorboard"] = scalars_root
-    interrupted = run_sweep(plan)
+    end = run_sweep(plan)
     show_results(plan)
-    if interrupted:
+    if end.error:
+        raise SweepError(end.error)
+    if end.interrupted:
         print("resdsl: sweep interrupted; finished runs and the study are kept. Re-run the "
               "same command to continue.", file=sys.stderr)
         raise typer.Exit(130)

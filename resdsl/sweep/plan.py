@@ -14,6 +14,7 @@ from pathlib import Path
 
 from resdsl.errors import SweepError
 from resdsl.outputs import check_output_dir, check_sqlite_url
+from resdsl.sweep.storage import server_url
 from resdsl.sweep.study import SweepPlan
 from resdsl.text import choose
 
@@ -140,6 +141,8 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
     out = Path(opts.out) if opts.out is not None else Path("reports") / "sweeps" / study_name
     out = check_output_dir("--out", out)
     storage = check_sqlite_url("--storage", opts.storage or f"sqlite:///{(out / 'study.db').resolve()}")
+    if not storage.startswith("sqlite:"):
+        storage = server_url("--storage", storage)   # the driver named and there, the server up
     check_output_dir("--out", out, create=True)      # both checked: only now create the folder
 
     threads = None

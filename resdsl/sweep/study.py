@@ -2,17 +2,29 @@
 
 How trials are scheduled (why no grid point is trained twice and none is lost):
 
-- The command's process prepares the study under a lock (a file lock beside an SQLite storage):
+- The command's process prepares the study under a lock (a file lock beside an SQLite storage,
+  an advisory lock of a PostgreSQL server):
   it fails the RUNNING trials of dead workers (same host, pid gone; other hosts through Optuna's
   heartbeat), queues a retry of every trial that was interrupted or killed, and, under the grid
   sampler, queues every grid point not yet covered by a trial (``study.enqueue_trial``). A grid
-  point is covered by a COMPLETE, PRUNED, WAITING or RUNNING trial, or by one that FAILed for a
-  reason of its own (diverged, raised, invalid); so re-running a finished sweep queues nothing.
+  point is covered by a COMPLETE, PRUNED (rejected ones included), WAITING or RUNNING trial, or
+  by one that FAILed for a reason of its own (diverged, raised); so re-running a finished sweep
+  queues nothing.
 - Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
-  new trial while the study has fewer than --trials.
-- Several machines on one server storage prepare without a shared lock; if two queue the same
-  point at the same moment, the later trial is recorded PRUNED as "duplicate" when popped.
+  new trial while the study has fewer than --trials designs that count.
+- Where a server storage has no such lock (MySQL) and two machines queue the same point at the
+  same moment, the later trial is recorded PRUNED as "duplicate" when popped.
+
+Rejected designs: a trial whose design is over --max-flops/--max-params, or whose spec fails to
+check with its parameters, is told PRUNED with status ``over_budget`` or ``invalid`` and its
+reason, before anything is trained. It does not count toward --trials: --trials N means N
+trained (or reused) designs, and the sampler is asked again. Each rejection also sets Optuna
+constraints (``trial.set_constraint``: how far over each limit it is), so TPE learns where the
+admissible designs lie. A worker that sees MAX_REJECTED_IN_A_ROW rejections in a row stops with
+EXIT_NO_ADMISSIBLE, and the command reports that the space holds no admissible design it can
+find. A rejection for a limit is re-checked against the limits of each later sweep of the
+study: with a higher --max-flops the point is no longer taken as covered.
 
 Optuna is used through its public API: the storage object the sweep made itself (its public
 methods), trial ids looked up by trial number, ``enqueue_trial``/``add_trial``/``tell``. Two
@@ -66,6 +78,15 @@ FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "i
                   "duplicate")
 RETRY_STATUSES = (None, "running", "interrupted", "killed")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")   # Optuna trial states of a trial that has ended
+REJECTED_STATUSES = ("over_budget", "invalid")  # designs refused before training (PRUNED)
+# Rejections in a row after which a tpe/random worker stops: each costs a spec check and about
+# ten storage commits (0.4 s on a busy disk with SQLite), and by then TPE has had 40 samples
+# guided by the constraints after its 10 random ones.
+MAX_REJECTED_IN_A_ROW = 50
+EXIT_NO_ADMISSIBLE = 3      # a worker's exit code after MAX_REJECTED_IN_A_ROW rejections
+# The constraint value of a design whose spec fails to check: farther from admissible for TPE
+# than any design that is merely over a limit (those are measured in multiples of the limit).
+INVALID_VIOLATION = 1e6
 SCAN_DEPTH = 5              # reports/sweeps/<study>/runs/<run> is 4 levels below reports/
 
 
@@ -115,6 +136,8 @@ def make_storage(url: str, heartbeat: bool = True):
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+    from resdsl.sweep.storage import shown
+
     quiet_optuna()
     engine_kwargs: dict = {}
     if url.startswith("sqlite:///"):
@@ -128,11 +151,11 @@ def make_storage(url: str, heartbeat: bool = True):
     try:
         return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
     except optuna.exceptions.StorageInternalError as e:
-        raise SweepError(f"--storage {url}: cannot open it ({e})") from None
-    except Exception as e:  # bad URL, missing driver (psycopg2, pymysql), unreachable server
-        raise SweepError(f"--storage {url}: cannot open it ({type(e).__name__}: {e}); expected "
-                         "sqlite:///PATH, postgresql://USER:PASS@HOST/DB or "
-                         "mysql+pymysql://USER:PASS@HOST/DB") from None
+        raise SweepError(f"--storage {shown(url)}: cannot open it ({e})") from None
+    except Exception as e:  # bad URL, missing driver (psycopg, pymysql), unreachable server
+        raise SweepError(f"--storage {shown(url)}: cannot open it ({type(e).__name__}: {e}); "
+                         "expected sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB or "
+                         "mysql+pymysql://USER@HOST/DB") from None
 
 
 def make_sampler(plan: SweepPlan):
@@ -223,15 +246,40 @@ def is_retryable(t) -> bool:
     return t.state == TrialState.FAIL and t.user_attrs.get("status") in RETRY_STATUSES
 
 
-def covers(t) -> bool:
-    """Does this trial account for its grid point (no other trial needed)?"""
+def covers(t, plan: SweepPlan | None = None) -> bool:
+    """Does this trial account for its grid point (no other trial needed)? With ``plan``, a
+    design rejected for a limit that ``plan`` no longer breaks does not."""
     from optuna.trial import TrialState
 
     if t.user_attrs.get("status") == "duplicate":
         return False
     if t.state == TrialState.FAIL:
         return not is_retryable(t)
+    if plan is not None and t.user_attrs.get("status") == "over_budget":
+        return bool(over_limits(plan, t.user_attrs.get("flops"), t.user_attrs.get("params_count")))
     return True
+
+
+def is_rejected(t) -> bool:
+    """Was this trial's design refused before training (over a limit, or not checking)?"""
+    return t.user_attrs.get("status") in REJECTED_STATUSES
+
+
+def counts_toward_trials(t) -> bool:
+    """Is this trial one of the --trials N designs: trained, reused, or still to be (queued or
+    running and not rejected yet)? Rejected, duplicate and retried trials are not."""
+    return covers(t) and not is_rejected(t)
+
+
+def over_limits(plan: SweepPlan, flops, params) -> list[str]:
+    """Why a design with these counts breaks the plan's --max-flops/--max-params (empty: it
+    does not). Counts that are unknown (None) break nothing."""
+    why = []
+    for what, limit, value in (("flops", plan.max_flops, flops), ("params", plan.max_params, params)):
+        if limit is not None and value is not None and value > limit:
+            why.append(f"over --max-{what}: {format_count(value)} > {format_count(limit)} "
+                       f"({value:,} > {int(limit):,})")
+    return why
 
 
 def _pid_alive(pid: int) -> bool:
@@ -254,9 +302,13 @@ def worker_id() -> str:
 
 @contextlib.contextmanager
 def storage_lock(url: str):
-    """A file lock beside an SQLite storage: local processes prepare the queue one at a time."""
+    """The processes sharing a storage prepare the queue one at a time: a file lock beside an
+    SQLite storage, the server's lock for PostgreSQL (resdsl.sweep.storage.server_lock)."""
     if not url.startswith("sqlite:///"):
-        yield
+        from resdsl.sweep.storage import server_lock
+
+        with server_lock(url):
+            yield
         return
     import fcntl
 
@@ -275,7 +327,9 @@ def enqueue_retry(study, t) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    system_attrs = {"failed_trial": t.number, "retry_history": [], **t.system_attrs}
+    # not its constraints: the retry sets its own when its design is admitted
+    kept = {k: v for k, v in t.system_attrs.items() if not k.startswith("constraints")}
+    system_attrs = {"failed_trial": t.number, "retry_history": [], **kept}
     system_attrs["retry_history"] = list(system_attrs["retry_history"]) + [t.number]
     user_attrs = {"retry_of": t.number}
     if t.user_attrs.get("run_dir") and not t.user_attrs.get("reused_from"):
@@ -322,8 +376,8 @@ def prepare(study, storage, plan: SweepPlan) -> Prepared:
     for t in trials:
         retried_numbers.update(RetryFailedTrialCallback.retry_history(t))
     names = plan.space.names
-    covered = {point_key(trial_params(t), names) for t in trials if covers(t)}
-    n_counting = sum(1 for t in trials if covers(t))
+    covered = {point_key(trial_params(t), names) for t in trials if covers(t, plan)}
+    n_counting = sum(1 for t in trials if counts_toward_trials(t))
     for t in trials:
         if is_retryable(t) and t.number not in retried_numbers:
             key = point_key(trial_params(t), names)
@@ -497,11 +551,22 @@ class TrialRunner:
         names = self.plan.space.names
         key = point_key(params, names)
         for t in self.study.get_trials(deepcopy=False):
-            if t.number < trial.number and covers(t) and point_key(trial_params(t), names) == key:
+            if (t.number < trial.number and covers(t, self.plan)
+                    and point_key(trial_params(t), names) == key):
                 return t.number
         return None
 
-    def run(self, trial) -> None:
+    def reject(self, trial, status: str, reason: str, constraints: dict[str, float]) -> None:
+        """Tell the study that this design is not trained (PRUNED, with its status and reason),
+        and how far it is from admissible (Optuna constraints: > 0 is infeasible)."""
+        from optuna.trial import TrialState
+
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+        self.finish(trial, TrialState.PRUNED, status=status, reason=reason)
+
+    def run(self, trial) -> bool:
+        """Run ``trial`` to its end; False when its design was rejected before training."""
         from optuna.trial import TrialState
         from resdsl.analysis import summarize
         from resdsl.train import TrainConfig, config_hash, resolve
@@ -515,14 +580,15 @@ class TrialRunner:
             seeds = [0]
         else:
             seeds = list(range(space.seeds))
-        self.set(trial, worker=worker_id(), status="running", reason=None,
-                 started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        # the worker first, so that a dead worker's trial is found; the rest once it is admitted
+        # (every attribute is a commit of its own: a rejection is kept to a few)
+        self.set(trial, worker=worker_id())
         if plan.sampler == "grid":
             dup = self.duplicate_of(trial, dict(trial.params))
             if dup is not None:
                 self.finish(trial, TrialState.PRUNED, status="duplicate",
                             reason=f"grid point already taken by trial {dup}")
-                return
+                return True
         overrides = dict(plan.fixed)
         train_kw = dict(plan.train)
         for d in space.dims:
@@ -535,24 +601,29 @@ class TrialRunner:
             r0 = resolve(cfg_for(seeds[0]))
             ns = summarize(r0.net)
         except ResdslError as e:
-            self.finish(trial, TrialState.FAIL, status="invalid", reason=_first_line(e))
-            return
-        self.set(trial, params_count=ns.params, flops=ns.flops, depth=ns.depth)
-        for what, limit, value in (("flops", plan.max_flops, ns.flops),
-                                   ("params", plan.max_params, ns.params)):
-            if limit is not None and value > limit:
-                self.finish(trial, TrialState.PRUNED, status="over_budget",
-                            reason=f"over --max-{what}: {format_count(value)} > {format_count(limit)} "
-                                   f"({value:,} > {int(limit):,}); not trained")
-                return
+            self.reject(trial, "invalid", _first_line(e), {"checks": INVALID_VIOLATION})
+            return False
+        self.set(trial, params_count=ns.params, flops=ns.flops)
+        # how far over each limit, in multiples of it (<= 0 within it), for TPE
+        constraints = {f"max_{what}": value / limit - 1.0 for what, limit, value in (
+            ("flops", plan.max_flops, ns.flops), ("params", plan.max_params, ns.params))
+            if limit is not None}
+        over = over_limits(plan, ns.flops, ns.params)
+        if over:
+            self.reject(trial, "over_budget", "; ".join(over) + "; not trained", constraints)
+            return False
+        for key, value in constraints.items():
+            trial.set_constraint(key, value)
+        self.set(trial, depth=ns.depth, status="running", reason=None,
+                 started=time.strftime("%Y-%m-%dT%H:%M:%S"))
         runs: list[dict] = []
         summaries: list[dict] = []
         for i, seed in enumerate(seeds):
             try:
                 r = r0 if i == 0 else resolve(cfg_for(seed))
-            except ResdslError as e:
-                self.finish(trial, TrialState.FAIL, status="invalid", reason=_first_line(e))
-                return
+            except ResdslError as e:  # after seed 0 trained: a failure of this trial, not a rejection
+                self.finish(trial, TrialState.FAIL, status="failed", reason=_first_line(e))
+                return True
             h = config_hash(r)
             tag = dict(trial.params)
             if space.seeds > 1:
@@ -565,6 +636,7 @@ class TrialRunner:
             if run["status"] != "completed":
                 break
         self.conclude(trial, runs, summaries)
+        return True
 
     def run_one(self, trial, r, h: str, tag: dict, seed: int, report: bool,
                 runs: list) -> tuple[dict, dict]:
@@ -725,7 +797,7 @@ def _rows(run_dir: Path) -> list[dict]:
 
 def pop_trial(study, storage, plan: SweepPlan):
     """The next trial to run, or None: a WAITING trial (atomically), else under tpe/random a
-    new one while the study is below --trials."""
+    new one while fewer than --trials designs count (rejected ones do not)."""
     import optuna
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
@@ -743,25 +815,30 @@ def pop_trial(study, storage, plan: SweepPlan):
     if plan.sampler == "grid":
         return None
     if plan.trials is not None:
-        counting = sum(1 for t in study.get_trials(deepcopy=False) if covers(t))
+        counting = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_trials(t))
         if counting >= plan.trials:
             return None
     return study.ask()
 
 
-def worker_loop(plan: SweepPlan, deadline: float | None = None) -> int:
-    """Run trials until the queue is empty (or the deadline passes); returns trials run."""
+def worker_loop(plan: SweepPlan, deadline: float | None = None) -> bool:
+    """Run trials until the queue is empty (or the deadline passes). False when it stopped
+    because MAX_REJECTED_IN_A_ROW sampled designs in a row were rejected (tpe/random)."""
     quiet_optuna()
     storage = make_storage(plan.storage)
     study = open_study(plan, storage, create=False)
     runner = TrialRunner(plan, study, storage)
-    done = 0
+    rejected_in_a_row = 0
     while deadline is None or time.time() < deadline:
         trial = pop_trial(study, storage, plan)
         if trial is None:
             break
         try:
-            runner.run(trial)
+            admitted = runner.run(trial)
+            rejected_in_a_row = 0 if admitted else rejected_in_a_row + 1
+            # a grid's points are finite and each is rejected once: no need to give up on it
+            if plan.sampler != "grid" and rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+                return False
         except KeyboardInterrupt:
             raise
         except Exception as e:  # a bug or a storage hiccup: record it, go on
@@ -770,8 +847,7 @@ def worker_loop(plan: SweepPlan, deadline: float | None = None) -> int:
             with contextlib.suppress(Exception):
                 runner.finish(trial, TrialState.FAIL, status="failed", reason=_first_line(e))
             print(f"trial {trial.number} failed: {_first_line(e)}", file=sys.stderr)
-        done += 1
-    return done
+    return True
 
 
 def worker_main() -> None:
@@ -793,7 +869,8 @@ def worker_main() -> None:
         torch.set_num_threads(plan.threads)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     try:
-        worker_loop(plan, deadline)
+        if not worker_loop(plan, deadline):
+            sys.exit(EXIT_NO_ADMISSIBLE)
     except KeyboardInterrupt:
         sys.exit(130)
 

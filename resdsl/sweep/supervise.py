@@ -86,18 +86,25 @@ def _mark_run(run_dir: Path, status: str, reason: str) -> None:
         atomic_write_json(path, summary)
 
 
-def run_workers(plan, deadline: float | None, start_workers, err_console) -> None:
+def run_workers(plan, deadline: float | None, start_workers, err_console) -> bool:
     """Run plan.workers worker processes until the queue is empty, replacing any that dies
-    abnormally while trials remain. Ctrl-C here is passed on to the workers, which record their
-    trials as interrupted; it is re-raised once they are done."""
+    abnormally while trials remain; True when a worker stopped because every design it sampled
+    was rejected (resdsl.sweep.study.EXIT_NO_ADMISSIBLE). Ctrl-C here is passed on to the
+    workers, which record their trials as interrupted; it is re-raised once they are done."""
+    from resdsl.sweep.study import EXIT_NO_ADMISSIBLE
+
     procs = start_workers(plan, deadline, plan.workers)
     replacements = 0
+    gave_up = False
     try:
         while procs:
             time.sleep(POLL_S)
             for p in [p for p in procs if p.poll() is not None]:
                 procs.remove(p)
                 if p.returncode == 0:
+                    continue
+                if p.returncode == EXIT_NO_ADMISSIBLE:  # it told its trials; not a crash
+                    gave_up = True
                     continue
                 numbers = record_dead_worker(plan, p.pid, p.returncode)
                 what = f"trial(s) {', '.join(map(str, numbers))}" if numbers else "no trial"
@@ -120,6 +127,7 @@ def run_workers(plan, deadline: float | None, start_workers, err_console) -> Non
             except Exception:
                 p.terminate()
         raise
+    return gave_up
 
 
 def _max_replacements(plan) -> int:

@@ -1,0 +1,218 @@
+"""`resdsl sweep --max-flops/--max-params`: rejected designs are not trials. --trials N gives N
+trained designs under tpe and random; a space with no admissible design stops with a message and
+exit code 2; a grid trains its admissible points and lists the others as rejected.
+
+On synthetic data with a tiny 16x16 net whose multiply-adds and validity depend on its
+parameters (the counts below are what resdsl.analysis gives for this spec).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from typer.testing import CliRunner
+
+from resdsl.cli import app
+from resdsl.errors import SweepError
+from resdsl.text import format_count
+
+from conftest import REPO
+
+runner = CliRunner()
+
+# conv groups=3 needs a width divisible by 3: width 4 and 16 with g=3 do not check.
+SPEC = """import "prelude"
+
+param n = 1 in 1..3
+param width = 6 in [4, 6, 12, 16]
+param g = 1 in [1, 3]
+
+network budget {
+  input 3x16x16
+  classes 4
+  stem conv1 { conv(width, 3); bn; relu; conv(width, 3, groups=g); bn; relu }
+  stage s1: basic(width) x n
+  stage s2: basic(2 * width) x n stride 2
+  head { avgpool; fc(classes) }
+}
+"""
+# Multiply-adds of some designs: (n, width, g) -> flops.
+FLOPS = {(1, 4, 1): 195616, (2, 4, 1): 343072, (1, 16, 1): 2797696, (3, 16, 1): 7516288,
+         (3, 12, 3): 4027488}
+LIMIT = "1M"   # 7 of the 24 designs are within it, 6 do not check, 11 are over it
+FAST = ["--data", "synthetic", "--device", "cpu", "--batch-size", "16", "--iters", "10",
+        "--eval-every", "5", "--no-reuse"]
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("budget") / "budget.net"
+    path.write_text(SPEC)
+    return path
+
+
+def sweep(*args):
+    r = runner.invoke(app, ["sweep", *map(str, args)], terminal_width=200)
+    if r.exit_code != 0:
+        raise AssertionError(f"exit {r.exit_code}\n{r.output}\n{r.exception!r}")
+    return r
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "resdsl", "sweep", *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def load(out: Path) -> optuna.Study:
+    storage = f"sqlite:///{out / 'study.db'}"
+    names = optuna.get_all_study_names(storage=storage)
+    assert len(names) == 1, names
+    return optuna.load_study(study_name=names[0], storage=storage)
+
+
+def run_dirs(out: Path) -> list[Path]:
+    return sorted((out / "runs").iterdir()) if (out / "runs").exists() else []
+
+
+def design(t) -> tuple:
+    p = t.params or t.system_attrs.get("fixed_params", {})
+    return p.get("n", 1), p.get("width", 6), p.get("g", 1)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_trials_counts_trained_designs_only(spec, tmp_path, sampler):
+    """Three designs the sampler must reject come first (queued by hand: two over the limit, one
+    that does not check); --trials 3 still trains three designs within the limit."""
+    out = tmp_path / sampler
+    name = f"budget-{sampler}"
+    queued = [{"n": 3, "width": 16, "g": 1}, {"n": 1, "width": 4, "g": 3},
+              {"n": 3, "width": 12, "g": 3}]
+    out.mkdir()
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+    for p in queued:
+        study.enqueue_trial(p)
+    r = sweep(spec, "--sampler", sampler, "--trials", 3, "--max-flops", LIMIT, *FAST,
+              "--study", name, "--out", out)
+
+    trials = load(out).trials
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    rejected = [t for t in trials if t.state.name == "PRUNED"]
+    assert len(complete) == 3, [(t.number, t.state.name, t.user_attrs.get("reason")) for t in trials]
+    assert len(complete) + len(rejected) == len(trials)
+    assert [t.params for t in trials[:3]] == queued
+    assert [t.user_attrs["status"] for t in trials[:3]] == ["over_budget", "invalid", "over_budget"]
+    assert trials[0].user_attrs["reason"] == (
+        "over --max-flops: 7.52M > 1M (7,516,288 > 1,000,000); not trained")
+    assert trials[1].user_attrs["reason"].startswith("conv groups=3 must divide both its input "
+                                                     "channels (4)")
+    assert trials[2].user_attrs["flops"] == FLOPS[(3, 12, 3)]
+    for t in complete:
+        assert t.user_attrs["flops"] <= 1e6 and t.user_attrs["status"] == "completed"
+        summary = json.loads((Path(t.user_attrs["run_dir"]) / "summary.json").read_text())
+        assert summary["status"] == "completed" and summary["flops"] == t.user_attrs["flops"]
+    for t in rejected:
+        assert t.user_attrs["status"] in ("over_budget", "invalid")
+        assert t.user_attrs.get("run_dir") is None
+        if t.user_attrs["status"] == "over_budget":
+            assert t.user_attrs["flops"] > 1e6
+        assert max(t.constraints.values()) > 0
+    # how far over the limit, for TPE: 7.52M is 6.52 limits over it
+    assert trials[0].constraints == {"max_flops": pytest.approx(7516288 / 1e6 - 1)}
+    assert all(t.constraints["max_flops"] <= 0 for t in complete)
+    assert len(run_dirs(out)) == 3
+    assert "over --max-flops" in r.output
+
+    # the study has its three designs: a re-run trains nothing
+    again = sweep(spec, "--sampler", sampler, "--trials", 3, "--max-flops", LIMIT, *FAST,
+                  "--study", name, "--out", out)
+    assert "nothing to run" in again.output and len(load(out).trials) == len(trials)
+
+
+def test_no_admissible_design_stops_with_a_message(spec, tmp_path):
+    """Every design of the space is over --max-flops 100k (the smallest is 196K) or does not
+    check: the sweep stops after 50 rejections in a row, exit 2, nothing trained."""
+    out = tmp_path / "none"
+    p = cli(spec, "--sampler", "tpe", "--trials", 3, "--max-flops", "100k", *FAST, "--out", out)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    message = p.stderr.strip().splitlines()[-1]
+    assert message.startswith("no admissible design found: 50 sampled designs in "
+                              "a row were rejected, none trained ("), message
+    assert "raise --max-flops or narrow the space" in message
+    trials = load(out).trials
+    assert len(trials) == 50
+    assert all(t.state.name == "PRUNED" and t.user_attrs["status"] in ("over_budget", "invalid")
+               for t in trials)
+    over = [t.user_attrs["flops"] for t in trials if t.user_attrs["status"] == "over_budget"]
+    assert f"{len(over)} over --max-flops 100K (the smallest {format_count(min(over))})" in message
+    assert run_dirs(out) == []
+    # the rejected designs are listed in the table (and study.csv)
+    assert (out / "study.csv").read_text().count(",PRUNED,") == 50
+
+
+def test_grid_trains_the_admissible_points_and_lists_the_rest(spec, tmp_path):
+    """Of 8 points, 2 are over the limit and 4 do not check (groups 3 with widths 4 and 16,
+    though each value checks alone): 2 are trained, the other 6 listed as rejected."""
+    out = tmp_path / "grid"
+    r = sweep(spec, "--grid", "n=1,3", "--grid", "width=4,16", "--grid", "g=1,3",
+              "--max-flops", LIMIT, *FAST, "--out", out)
+    trials = {design(t): t for t in load(out).trials}
+    assert len(trials) == 8
+    assert {d for d, t in trials.items() if t.state.name == "COMPLETE"} == {(1, 4, 1), (3, 4, 1)}
+    for d in ((1, 16, 1), (3, 16, 1)):
+        t = trials[d]
+        assert t.state.name == "PRUNED" and t.user_attrs["status"] == "over_budget"
+        assert t.user_attrs["flops"] == FLOPS[d] and t.user_attrs.get("run_dir") is None
+    for d in ((1, 4, 3), (1, 16, 3), (3, 4, 3), (3, 16, 3)):
+        t = trials[d]
+        assert t.state.name == "PRUNED" and t.user_attrs["status"] == "invalid"
+        assert t.user_attrs["reason"].startswith(f"conv groups=3 must divide both its input "
+                                                 f"channels ({d[1]})")
+    assert sorted(d.name for d in run_dirs(out)) == ["t0000-n=1-width=4-g=1",
+                                                     "t0004-n=3-width=4-g=1"]
+    assert "over --max-flops: 2.8M > 1M" in r.output and "over --max-flops: 7.52M > 1M" in r.output
+    csv = (out / "study.csv").read_text()
+    assert csv.count(",PRUNED,over_budget,") == 2 and csv.count(",PRUNED,invalid,") == 4
+
+
+def test_grid_trials_counts_trained_points(spec, tmp_path):
+    """--trials 2 on a grid whose first two points are over the limit: the next two are queued
+    and trained."""
+    out = tmp_path / "grid-trials"
+    sweep(spec, "--grid", "width=16,4", "--grid", "n=1,2", "--trials", 2, "--max-flops", LIMIT,
+          *FAST, "--out", out)
+    trials = load(out).trials
+    assert [(design(t), t.state.name) for t in trials] == [
+        ((1, 16, 1), "PRUNED"), ((2, 16, 1), "PRUNED"), ((1, 4, 1), "COMPLETE"),
+        ((2, 4, 1), "COMPLETE")]
+
+
+def test_grid_with_no_admissible_point_stops_and_a_higher_limit_trains_it(spec, tmp_path):
+    out = tmp_path / "grid-none"
+    args = [spec, "--grid", "n=1,2", "--grid", "width=4", *FAST, "--out", out]
+    p = cli(*args, "--max-flops", "150k")
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert p.stderr.strip().splitlines()[-1] == (
+        "no grid point is admissible: all 2 were rejected (2 over --max-flops 150K "
+        "(the smallest 196K)); raise --max-flops or narrow the space (fix parameters with "
+        "--NAME VALUE, or list values with --grid)")
+    assert run_dirs(out) == []
+    # the same study with a higher limit: n=1 (196K) is now admissible, n=2 (343K) is not
+    sweep(*args, "--max-flops", "200k")
+    trials = load(out).trials
+    assert [(design(t), t.state.name, t.user_attrs["status"]) for t in trials] == [
+        ((1, 4, 1), "PRUNED", "over_budget"), ((2, 4, 1), "PRUNED", "over_budget"),
+        ((1, 4, 1), "COMPLETE", "completed")]
+    assert [d.name for d in run_dirs(out)] == ["t0002-n=1-width=4"]
+
+
+def test_the_limit_must_be_a_count(spec, tmp_path):
+    r = runner.invoke(app, ["sweep", str(spec), "--grid", "n=1,2", "--data", "synthetic",
+                            "--max-flops", "0", "--out", str(tmp_path / "bad")])
+    assert isinstance(r.exception, SweepError) and "positive count" in str(r.exception)
+    assert not (tmp_path / "bad").exists()
