@@ -16,7 +16,11 @@ from pathlib import Path
 from resdsl.cli_common import console, fit_table, table_console
 from resdsl.io import atomic_write_text
 from resdsl.pareto import pareto_front
-from resdsl.sweep.study import FINISHED, Prepared, SweepPlan, covers, trial_params
+from resdsl.sweep.storage import shown
+from resdsl.sweep.study import (
+    FINISHED, REJECTED_STATUSES, Prepared, SweepPlan, counts_toward_trials, covers, is_rejected,
+    trial_params,
+)
 from resdsl.text import csv_decimals, format_count
 from resdsl.train.progress import progress_every_s, progress_text
 
@@ -47,8 +51,12 @@ def _print(text: str) -> None:
 
 def print_start(plan: SweepPlan, study, prep: Prepared, nothing_to_run: bool) -> None:
     """What is swept and what is left to do."""
-    n_done = sum(1 for t in study.get_trials(deepcopy=False)
-                 if t.state.name in FINISHED and covers(t))
+    trials = study.get_trials(deepcopy=False)
+    # grid: a rejected point is accounted for (nothing to train); tpe/random: --trials counts
+    # the designs trained, so rejected samples are not among the done
+    counted = (lambda t: covers(t, plan)) if plan.sampler == "grid" else counts_toward_trials
+    n_done = sum(1 for t in trials if t.state.name in FINISHED and counted(t))
+    n_rejected = sum(1 for t in trials if is_rejected(t))
     space_text = ", ".join(f"{k} {v}" for k, v in plan.space.describe().items()) or "(none)"
     _print(f"sweep {plan.study_name}: {plan.network}, {plan.sampler} over {space_text}; "
            f"objective {', '.join(plan.objective.metrics)}"
@@ -62,7 +70,9 @@ def print_start(plan: SweepPlan, study, prep: Prepared, nothing_to_run: bool) ->
         todo.append(f"{n_done} of {prep.total} grid point(s) done, {prep.waiting} to run")
     else:
         todo.append(f"{n_done} trial(s) done" + (f" of {plan.trials}" if plan.trials else ""))
-    _print("; ".join(todo) + f"; storage {plan.storage}")
+    if n_rejected:
+        todo.append(f"{n_rejected} design(s) rejected before training")
+    _print("; ".join(todo) + f"; storage {shown(plan.storage)}")
     if nothing_to_run:
         console.print("nothing to run: the study is complete")
 
@@ -164,10 +174,12 @@ class Monitor:
         from resdsl.sweep.study import is_retryable
 
         by = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
-        retry = 0
+        retry = rejected = 0
         for t in trials:
             if is_retryable(t):
                 retry += 1
+            elif is_rejected(t):         # refused before training: not one of the trials
+                rejected += 1
             else:
                 by[t.state.name] = by.get(t.state.name, 0) + 1
         done = by["COMPLETE"] + by["PRUNED"] + by["FAIL"]
@@ -175,6 +187,7 @@ class Monitor:
         best = self._best(trials)
         return (f"[{done}{total} done: {by['COMPLETE']} complete, {by['PRUNED']} pruned, "
                 f"{by['FAIL']} failed" + (f", {retry} interrupted or killed" if retry else "")
+                + (f", {rejected} rejected" if rejected else "")
                 + f"; {by['RUNNING']} running, {by['WAITING']} queued"
                 + (f"; best {best}" if best else "") + "]")
 
@@ -232,7 +245,7 @@ def show_results(plan: SweepPlan) -> None:
         b = min(done, key=lambda t: t.values[0])
         console.print(f"best: trial {b.number} {_params_text(b)}  {plan.objective.metrics[0]} "
                       f"{_fmt(b.values[0])}", highlight=False, markup=False)
-    _print(f"wrote {out / 'study.csv'}; open the study with: optuna-dashboard {plan.storage}")
+    _print(f"wrote {out / 'study.csv'}; open the study with: optuna-dashboard {shown(plan.storage)}")
 
 
 def study_frame(study, plan: SweepPlan):
@@ -303,6 +316,8 @@ def print_table(df, plan: SweepPlan, out: Path) -> None:
                     v = reason or "-"
                     if run:
                         v += f"  [{_rel(run, out)}]"
+            elif c == "state" and _val(r["status"]) in REJECTED_STATUSES:
+                v = f"rejected ({r['status']})"
             elif c == "state":
                 v = r["state"] if _val(r["status"]) in (None, "completed", "pruned") or r["state"] == "COMPLETE" \
                     else f"{r['state']} ({r['status']})"

@@ -21,7 +21,7 @@ from resdsl.text import choose
 SAMPLERS = ("grid", "tpe", "random")
 PRUNERS = ("none", "median", "hyperband", "sha")
 # Training fields that do not change what a run computes: left out of the default study name.
-NOT_IN_STUDY_NAME = ("device", "eval_every", "workers", "data_dir")
+NOT_IN_STUDY_NAME = ("device", "eval_every", "workers", "data_dir", "tensorboard")
 
 
 @dataclass
