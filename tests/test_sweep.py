@@ -383,3 +383,43 @@ def test_pareto_table_lists_the_front_by_error(capsys):
             for line in capsys.readouterr().out.splitlines() if "n=" in line]
     # trial 2 (0.31 at 80M) is beaten by trial 1 (0.25 at 80M)
     assert rows == [["3", "n=4", "0.2", "160M"], ["1", "n=2", "0.25", "80M"], ["0", "n=1", "0.3", "40M"]]
+
+
+def test_processes_opening_a_new_study_database_at_once_all_get_it(tmp_path):
+    """Several processes that create one SQLite study database at the same moment race on
+    Optuna's schema (the losers hit the version row the winner wrote): each must still open it."""
+    script = (
+        "import sys, time\n"
+        "from resdsl.sweep.study import make_storage\n"
+        "while time.time() < float(sys.argv[2]): pass\n"
+        "make_storage(f'sqlite:///{sys.argv[1]}', heartbeat=False)\n"
+        "print('opened')\n")
+    for round_ in range(3):
+        db = tmp_path / f"study{round_}.db"
+        start = time.time() + 4      # after every interpreter has started
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(db), str(start)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        for p in procs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0 and out.strip() == "opened", err
+
+
+def test_a_study_database_being_created_is_retried(tmp_path, monkeypatch):
+    """The retry itself, made certain: the first attempt fails as a lost creation race does."""
+    import optuna.storages
+    from sqlalchemy.exc import IntegrityError
+
+    from resdsl.sweep import study as study_mod
+
+    real, calls = optuna.storages.RDBStorage, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", flaky)
+    storage = study_mod.make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=False)
+    assert len(calls) == 2 and storage.get_all_studies() == []

@@ -52,6 +52,7 @@ import contextlib
 import logging
 import math
 import os
+import random
 import re
 import socket
 import sys
@@ -64,7 +65,7 @@ from typing import Any
 
 from resdsl.errors import ResdslError, SweepError
 from resdsl.io import atomic_write_json
-from resdsl.record import is_completed, read_json, read_metrics
+from resdsl.record import first_line, is_completed, read_json, read_metrics
 from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
 from resdsl.text import format_count
 
@@ -131,6 +132,9 @@ def quiet_optuna() -> None:
     warnings.filterwarnings("ignore", message=".*GridSampler.*")
 
 
+CREATE_ATTEMPTS = 5
+
+
 def make_storage(url: str, heartbeat: bool = True):
     """An Optuna RDB storage (sqlite, postgresql, mysql URL) with heartbeats."""
     import optuna
@@ -148,14 +152,23 @@ def make_storage(url: str, heartbeat: bool = True):
         kw = dict(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                       max_retry=MAX_STALE_RETRIES))
-    try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
-    except optuna.exceptions.StorageInternalError as e:
-        raise SweepError(f"--storage {shown(url)}: cannot open it ({e})") from None
-    except Exception as e:  # bad URL, missing driver (psycopg, pymysql), unreachable server
-        raise SweepError(f"--storage {shown(url)}: cannot open it ({type(e).__name__}: {e}); "
-                         "expected sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB or "
-                         "mysql+pymysql://USER@HOST/DB") from None
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    # Processes that open a new database at the same moment (several sweeps, the command and
+    # its workers, a dashboard) race to create its tables: the losers fail on the version row
+    # the winner wrote. A moment later the schema is there, so they try again.
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kw)
+        except (IntegrityError, OperationalError, optuna.exceptions.StorageInternalError) as e:
+            if attempt + 1 < CREATE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1) + random.random() * 0.2)
+                continue
+            raise SweepError(f"--storage {shown(url)}: cannot open it ({first_line(e)})") from None
+        except Exception as e:  # bad URL, missing driver (psycopg, pymysql), unreachable server
+            raise SweepError(f"--storage {shown(url)}: cannot open it ({type(e).__name__}: {e}); "
+                             "expected sqlite:///PATH, postgresql://USER@HOST[:PORT]/DB or "
+                             "mysql+pymysql://USER@HOST/DB") from None
 
 
 def make_sampler(plan: SweepPlan):
