@@ -108,7 +108,7 @@ def test_onnx_export_matches_torch(tmp_path):
     pytest.importorskip("onnxscript")
     from onnx.reference import ReferenceEvaluator
 
-    from resdsl.build_cmd import export_onnx
+    from resdsl.onnx_export import export_onnx
 
     r = runner.invoke(app, ["build", "cifar_6n2", "--n", "1", "--width", "4", "--onnx", str(tmp_path / "cli.onnx")])
     assert r.exit_code == 0, r.output
@@ -135,7 +135,7 @@ def test_onnx_file_has_the_usual_mode_and_no_temp_file_is_left(tmp_path):
     plain open() gives (0666 less the umask), not the temporary file's 0600."""
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
-    from resdsl.build_cmd import export_onnx
+    from resdsl.onnx_export import export_onnx
 
     old = os.umask(0o002)
     try:

@@ -67,8 +67,8 @@ def sweep_command(
     Several machines on one study: give every machine the same --storage URL and --study NAME
     and its own --out (pip install 'resdsl[postgres]'; the password in PGPASSWORD or
     ~/.pgpass). Each machine queues what is missing under the server's lock and takes trials
-    from the shared queue; runs are written to each machine's --out. The study opens in
-    optuna-dashboard as it is:
+    from the shared queue; runs are written to each machine's --out. The study opens as it is
+    in the dashboard:
 
     \b
       optuna-dashboard sqlite:///OUT/study.db
