@@ -23,24 +23,13 @@ from resdsl.train import TrainConfig, resume, train
 from resdsl.train.progress import PROGRESS_ENV, Progress
 from resdsl.train.scalars import TAGS
 
-from conftest import REPO
+from conftest import REPO, TINY_SWEEP_NET
 
 SPEC = str(REPO / "specs" / "cifar_6n2.net")
 TINY_TRAIN = ["train", "cifar_6n2", "--n", "1", "--width", "8", "--data", "synthetic",
               "--batch-size", "8", "--iters", "40", "--eval-every", "20", "--out", "run"]
 # a progress line as the runner prints it (the evaluation lines have an epoch, no ETA)
 PROGRESS_LINE = re.compile(r"^iter (\d+)/40  loss (\S+)  train err (\S+)%  (\d+) img/s  ETA (\S+)$")
-TINY_SWEEP_NET = """import "prelude"
-param n = 1 in 1..4
-network tiny {
-  input 3x16x16
-  classes 4
-  stem conv1 { conv(8, 3); bn; relu }
-  stage s1: basic(8) x n
-  stage s2: basic(16) x n stride 2
-  head { avgpool; fc(classes) }
-}
-"""
 
 
 def metrics(run: Path) -> list[dict]:

@@ -12,19 +12,8 @@ from pathlib import Path
 
 import optuna
 
-from conftest import REPO
+from conftest import REPO, TINY_SWEEP_NET
 
-SPEC = """import "prelude"
-param n = 1 in 1..4
-network tiny {
-  input 3x16x16
-  classes 4
-  stem conv1 { conv(8, 3); bn; relu }
-  stage s1: basic(8) x n
-  stage s2: basic(16) x n stride 2
-  head { avgpool; fc(classes) }
-}
-"""
 
 
 def _running_trial(db: Path):
@@ -45,7 +34,7 @@ def _running_trial(db: Path):
 
 
 def test_a_crashed_worker_fails_its_trial_with_the_signal_and_the_sweep_goes_on(tmp_path):
-    (tmp_path / "tiny.net").write_text(SPEC)
+    (tmp_path / "tiny.net").write_text(TINY_SWEEP_NET)
     out = tmp_path / "sweep"
     args = [sys.executable, "-m", "resdsl", "sweep", str(tmp_path / "tiny.net"), "--grid", "n=1,2",
             "--data", "synthetic", "--device", "cpu", "--batch-size", "16", "--iters", "200",

@@ -41,14 +41,26 @@ def format_eta(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+# (key, label, format) of the values a line shows when they are known, in order
+_TRAIN_FIELDS = (("train_loss", "loss ", "{:.4f}"), ("train_err", "train err ", None))
+_EVAL_FIELDS = (("val_err", "val err ", None), ("test_err", "test err ", None),
+                ("test_top5_err", "top-5 ", None))
+
+
+def _known(values: dict, fields) -> list[str]:
+    """'label value' for each of ``fields`` that ``values`` holds (a format of None: percent)."""
+    return [label + (fmt.format(values[key]) if fmt else _pct(values[key]))
+            for key, label, fmt in fields if values.get(key) is not None]
+
+
 def progress_text(snap: dict) -> str:
     """A progress snapshot as one line: iter 1200/64000  loss 0.5321  train err 18.20%
     1234 img/s  ETA 1:02:03 (fields not known yet are left out, the ETA shows '-')."""
-    parts = [f"iter {snap['iter']}/{snap['iters']}"]
-    if snap.get("train_loss") is not None:
-        parts.append(f"loss {snap['train_loss']:.4f}")
-    if snap.get("train_err") is not None:
-        parts.append(f"train err {100 * snap['train_err']:.2f}%")
+    parts = [f"iter {snap['iter']}/{snap['iters']}", *_known(snap, _TRAIN_FIELDS)]
     if snap.get("images_per_s") is not None:
         parts.append(f"{snap['images_per_s']:.0f} img/s")
     parts.append(f"ETA {format_eta(snap.get('eta_s'))}")
@@ -58,14 +70,9 @@ def progress_text(snap: dict) -> str:
 def evaluation_text(row: dict, total: int) -> str:
     """A metrics.jsonl row as one log line."""
     parts = [f"iter {row['iter']}/{total}", f"epoch {row['epoch']:.2f}", f"lr {row['lr']:.4g}"]
-    if row.get("train_loss") is not None:
-        parts += [f"loss {row['train_loss']:.4f}", f"train err {100 * row['train_err']:.2f}%"]
-    if row.get("val_err") is not None:
-        parts.append(f"val err {100 * row['val_err']:.2f}%")
-    if row.get("test_err") is not None:
-        parts.append(f"test err {100 * row['test_err']:.2f}%")
-    if row.get("test_top5_err") is not None:
-        parts.append(f"top-5 {100 * row['test_top5_err']:.2f}%")
+    if row.get("train_loss") is not None:       # the training window's loss and error go together
+        parts += _known(row, _TRAIN_FIELDS)
+    parts += _known(row, _EVAL_FIELDS)
     parts.append(f"{row['images_per_s']:.0f} img/s")
     parts.append(f"{row['elapsed_s']:.0f}s")
     return "  ".join(parts)
