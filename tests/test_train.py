@@ -472,6 +472,35 @@ def test_cifar10_folder(tmp_path, monkeypatch):
     assert folder.exists()
 
 
+def test_resume_on_another_machine_finds_the_data_where_it_is_now(tmp_path, monkeypatch):
+    """A run stopped at an evaluation and resumed with --data-dir pointing at the data set's new
+    place ends where the uninterrupted run ends; options that change the run are refused."""
+    monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
+    write_cifar(tmp_path / "data")
+    cfg = dict(data_dir=str(tmp_path / "data"), iters=12, batch_size=16, eval_every=6)
+    whole = train(TrainConfig(SPEC, dict(TINY), **cfg), tmp_path / "whole", quiet=True)
+
+    def stop_at_first_evaluation(row):
+        raise KeyboardInterrupt       # as Ctrl-C there would: checkpoint, status interrupted
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TrainConfig(SPEC, dict(TINY), **cfg), tmp_path / "part", quiet=True,
+              on_eval=stop_at_first_evaluation)
+    assert read(tmp_path / "part" / "summary.json")["status"] == "interrupted"
+    (tmp_path / "data").rename(tmp_path / "moved")
+
+    refused = run_cli(["train", "--resume", "part", "--lr", "0.5"], tmp_path)
+    assert refused.returncode == 2 and "not --lr" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    res = run_cli(["train", "--resume", "part", "--data-dir", str(tmp_path / "moved"), "--quiet"],
+                  tmp_path)
+    assert res.returncode == 0, res.stderr
+    s = read(tmp_path / "part" / "summary.json")
+    assert s["status"] == "completed" and s["iters_done"] == 12
+    assert s["final"]["test_err"] == whole["final"]["test_err"]
+    assert s["final"]["train_loss"] == whole["final"]["train_loss"]
+
+
 # --------------------------------------------------------------------------- ensemble, DDP
 
 def test_ensemble_of_two_runs(runs, tmp_path, monkeypatch, capsys):

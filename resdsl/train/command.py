@@ -95,12 +95,21 @@ def train_command(
     from resdsl.train import train as train_run
 
     if resume is not None:
-        if spec is not None or ctx.args or set_:
+        from resdsl.train.options import FIELDS
+        from resdsl.train.runner import RESUME_CHANGES
+
+        defaults = {f.name: f.default for f in FIELDS}
+        flags = {f.name: f.flag for f in FIELDS}
+        changed = {k: v for k, v in train_options.items() if v != defaults[k]}
+        fixed = [flags[k] for k in changed if k not in RESUME_CHANGES]
+        if spec is not None or ctx.args or set_ or out is not None or fixed:
             raise RunError("--resume continues a run with its recorded configuration; give only "
-                           "--resume RUN_DIR (and --quiet)")
+                           "--resume RUN_DIR, and where things are on this machine: "
+                           + ", ".join(flags[k] for k in RESUME_CHANGES) + " (and --quiet)"
+                           + (f"; not {', '.join(fixed)}" if fixed else ""))
         out_dir = check_output_dir("--resume", resume)
         try:
-            summary = resume_run(resume, progress=not quiet)
+            summary = resume_run(resume, progress=not quiet, **changed)
         except KeyboardInterrupt:
             _interrupted(out_dir)
     else:

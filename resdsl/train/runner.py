@@ -549,14 +549,25 @@ def train(cfg: TrainConfig | ResolvedConfig, out_dir: str | Path, *,
     return _run(r, out, on_eval, on_progress, progress, quiet, resuming=False)
 
 
+# What a resumed run may be told anew: where things are now, not what the run computes (none
+# of these enters the content hash, so the checkpoint still fits)
+RESUME_CHANGES = ("data_dir", "device", "workers")
+
+
 def resume(run_dir: str | Path, *, on_eval: OnEval | None = None,
            on_progress: Listener | None = None, progress: bool = True,
-           quiet: bool = False) -> dict:
+           quiet: bool = False, **changes) -> dict:
     """Continue a run from its checkpoint (``train``'s arguments); on CPU with the same seed
-    the result equals an uninterrupted run."""
+    the result equals an uninterrupted run. ``changes``: new values of RESUME_CHANGES (the data
+    folder on this machine, another device), for this segment."""
 
     run_dir = Path(run_dir)
     request = load_request(run_dir)
+    for key, value in changes.items():
+        if key not in RESUME_CHANGES:
+            raise RunError(f"a resumed run keeps its recorded {key}; only "
+                           f"{', '.join(RESUME_CHANGES)} may change")
+        setattr(request, key, value)
     status = (record.read_summary(run_dir) or {}).get("status")
     if status in record.FINISHED:
         raise RunError(f"{run_dir}: the run is {status}; there is nothing to resume")
