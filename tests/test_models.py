@@ -228,7 +228,7 @@ def test_eval_prints_the_runs_own_test_error(run, monkeypatch, capsys, tmp_path)
     assert code == 0, err
     top1 = f"top-1 error {100 * final['test_err']:.2f}%"
     assert f"{top1}   top-5 error {100 * final['test_top5_err']:.2f}%" in out
-    assert f"recorded at the end of training: {top1}" in out
+    assert f"recorded by the run at iteration {final['iter']}: {top1}" in out
     assert "test set: 1,000 images, single view, on cpu" in out
 
 

@@ -138,7 +138,7 @@ def eval_command(
     console.print(f"top-1 error {_pct(result.err)}{top5}{loss}", highlight=False, markup=False, soft_wrap=True)
     if recorded.get("top1_err") is not None:
         rtop5 = f"   top-5 error {_pct(recorded['top5_err'])}" if recorded.get("top5_err") is not None else ""
-        console.print(f"recorded at the end of training: top-1 error {_pct(recorded['top1_err'])}{rtop5}",
+        console.print(f"recorded by the run at iteration {run.weights_iter}: top-1 error {_pct(recorded['top1_err'])}{rtop5}",
                       highlight=False, markup=False, soft_wrap=True)
 
 
