@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # reference_resnet
 from reference_resnet import CifarResNet  # noqa: E402
 
 import resdsl  # noqa: E402
+from resdsl.spec.compiler import compile_network  # noqa: E402
 from resdsl.spec import load_network  # noqa: E402
 
 SPEC = Path(__file__).resolve().parent.parent / "specs" / "cifar_6n2.net"
@@ -80,7 +81,7 @@ def main() -> None:
     t0 = time.perf_counter()
     net = load_network(SPEC, {"n": 200})
     t1 = time.perf_counter()
-    resdsl.compiler.compile_network(net)
+    compile_network(net)
     t2 = time.perf_counter()
     print(f"resnet1202 (n=200): parse+check {t1 - t0:.3f} s, build module {t2 - t1:.3f} s, total {t2 - t0:.3f} s")
 

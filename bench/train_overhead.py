@@ -26,7 +26,7 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from resdsl.compiler import compile_network  # noqa: E402
+from resdsl.spec.compiler import compile_network  # noqa: E402
 from resdsl.spec import load_network  # noqa: E402
 from resdsl.train import TrainConfig, train  # noqa: E402
 from resdsl.train.devices import memory_format, pick_device  # noqa: E402

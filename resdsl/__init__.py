@@ -14,7 +14,7 @@ def build(spec, input_shape=None, **params):
 
     >>> model = build("specs/cifar_6n2.net", n=18)   # ResNet-110
     """
-    from .compiler import compile_network
+    from .spec.compiler import compile_network
     from .spec import load_network
 
     return compile_network(load_network(spec, params, input_shape))
@@ -27,7 +27,7 @@ def load_network(spec, overrides=None, input_shape=None):
 
 
 def summarize(net):
-    from .analysis import summarize as _summarize
+    from .spec.analysis import summarize as _summarize
 
     return _summarize(net)
 

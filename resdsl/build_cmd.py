@@ -17,7 +17,7 @@ from .text import format_count
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from .analysis import NetSummary
+    from .spec.analysis import NetSummary
 
 
 def render_table1(summary: NetSummary, per_stage: bool) -> Table:
@@ -69,7 +69,7 @@ def build_command(
       resdsl build specs/resnet50.net --stride_at 3x3 --input 3x320x320
       resdsl build specs/cifar_6n2.net --shortcut none --onnx plain20.onnx --seed 0
     """
-    from .analysis import estimate_memory, summarize
+    from .spec.analysis import estimate_memory, summarize
     from .machine import available_host_memory, memory_problem
     from .onnx_export import check_export_memory, export_onnx, require_exporter
     from .outputs import ONNX_MAGIC, check_output_file
@@ -98,7 +98,7 @@ def build_command(
     if onnx is not None:
         import torch
 
-        from .compiler import compile_network
+        from .spec.compiler import compile_network
 
         if seed is not None:
             torch.manual_seed(seed)       # then build, as the trainer does

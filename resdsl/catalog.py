@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .analysis import summarize
+from .spec.analysis import summarize
 from .spec import SPEC_SUFFIX, load_network, specs_dir
-from .syntax import parse
+from .spec.syntax import parse
 
 # A sentence ends at a full stop before a capital or a non-letter, not before a digit or a
 # lower-case word ("Fig. 5", "et al., ").

@@ -29,7 +29,7 @@ def require_exporter() -> None:
 def check_export_memory(net, memory=None, available: int | None = None) -> None:
     """Refuse, before allocating, a network (``ir.Network``) too big to export on this machine.
     ``memory``/``available``: the caller's ``estimate_memory(net)`` and host memory, if it has them."""
-    from .analysis import estimate_memory
+    from .spec.analysis import estimate_memory
     from .machine import available_host_memory, check_memory
 
     memory = memory or estimate_memory(net)

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from resdsl.compiler import compile_network
+from resdsl.spec.compiler import compile_network
 from resdsl.spec import load_network
 from resdsl.train.devices import channels_last_hazards, memory_format, onednn_below_avx512
 
@@ -112,7 +112,7 @@ def test_every_failing_case_of_the_probe_is_run_in_nchw():
 
 GRADS = r"""
 import json, sys, torch
-from resdsl.compiler import compile_network
+from resdsl.spec.compiler import compile_network
 from resdsl.spec import load_network
 from resdsl.train.devices import memory_format
 torch.set_num_threads(int(sys.argv[2]))

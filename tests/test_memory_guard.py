@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from resdsl.analysis import estimate_memory
-from resdsl.compiler import compile_network
+from resdsl.spec.analysis import estimate_memory
+from resdsl.spec.compiler import compile_network
 from resdsl.errors import ResdslError
 from resdsl.machine import available_host_memory, check_memory
 from resdsl.spec import load_network

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import resdsl
-from resdsl.compiler import compile_network
+from resdsl.spec.compiler import compile_network
 from resdsl.spec import load_network
 from resdsl.train import TrainConfig, train
 from resdsl.train.devices import memory_format

@@ -551,7 +551,7 @@ def test_real_training_records_land_in_table6(tmp_path, monkeypatch):
 
 
 def test_shortcut_option_comes_from_the_network():
-    from resdsl.analysis import shortcut_option
+    from resdsl.spec.analysis import shortcut_option
     from resdsl.spec import load_network
 
     assert [shortcut_option(load_network("cifar_6n2", {"shortcut": s})) for s in

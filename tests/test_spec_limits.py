@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from resdsl.analysis import summarize
+from resdsl.spec.analysis import summarize
 from resdsl.cli import main
 from resdsl.errors import SpecError
 from resdsl.spec import load_network
-from resdsl.spec_limits import MAX_NESTING, MAX_SPEC_BYTES, MAX_STRING_CHARS, MAX_SYNTAX_DEPTH
+from resdsl.spec.limits import MAX_NESTING, MAX_SPEC_BYTES, MAX_STRING_CHARS, MAX_SYNTAX_DEPTH
 
 from conftest import REPO, SPECS
 

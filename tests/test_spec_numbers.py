@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import resdsl
-from resdsl.analysis import summarize
-from resdsl.compiler import compile_network
+from resdsl.spec.analysis import summarize
+from resdsl.spec.compiler import compile_network
 from resdsl.spec import load_network
 
 from conftest import SPECS

@@ -3,7 +3,7 @@ trained designs under tpe and random; a space with no admissible design stops wi
 exit code 2; a grid trains its admissible points and lists the others as rejected.
 
 On synthetic data with a tiny 16x16 net whose multiply-adds and validity depend on its
-parameters (the counts below are what resdsl.analysis gives for this spec).
+parameters (the counts below are what resdsl.spec.analysis gives for this spec).
 """
 
 import json

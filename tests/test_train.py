@@ -141,7 +141,7 @@ def test_checkpoint_loads_weights_only(runs):
     assert {"model", "optimizer", "schedule", "rng", "data"} <= set(ck)
     assert isinstance(ck["rng"]["torch"], torch.Tensor)
     assert all(isinstance(v, int) for v in ck["data"].values())
-    from resdsl.compiler import compile_network
+    from resdsl.spec.compiler import compile_network
     from resdsl.spec import load_network
 
     model = compile_network(load_network(SPEC, TINY))
@@ -154,7 +154,7 @@ def test_checkpoint_loads_weights_only(runs):
 
 def test_responses_one_std_per_3x3_bn_in_layer_order(runs):
     run = runs[0][0][0]
-    from resdsl.compiler import compile_network
+    from resdsl.spec.compiler import compile_network
     from resdsl.spec import load_network
 
     names = [n for n, _ in compile_network(load_network(SPEC, TINY)).response_layers()]

@@ -581,7 +581,7 @@ class TrialRunner:
     def run(self, trial) -> bool:
         """Run ``trial`` to its end; False when its design was rejected before training."""
         from optuna.trial import TrialState
-        from resdsl.analysis import summarize
+        from resdsl.spec.analysis import summarize
         from resdsl.train import TrainConfig, config_hash, resolve
 
         plan = self.plan

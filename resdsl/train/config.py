@@ -184,7 +184,7 @@ def parse_warmup(value: str | None, depth: int, recipe: str, lr: float,
 def resolve(cfg: TrainConfig) -> ResolvedConfig:
     """The recipe preset overridden by every non-None field of ``cfg``, the spec loaded, all
     values checked. Raises ``RunError`` (or ``SpecError`` for the spec) on nonsense."""
-    from resdsl.analysis import summarize
+    from resdsl.spec.analysis import summarize
     from resdsl.spec import load_network
 
     recipe = _choice("recipe", cfg.recipe, tuple(RECIPES))

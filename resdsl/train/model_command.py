@@ -58,7 +58,7 @@ def eval_command(
       resdsl eval reports/runs/r110-s0
       resdsl eval reports/runs/r50 --data-dir /data/imagenet --test-mode 10crop --json
     """
-    from resdsl.analysis import estimate_memory
+    from resdsl.spec.analysis import estimate_memory
     from resdsl.machine import check_memory
     from resdsl.train.data import default_eval_batch, open_run_data
     from resdsl.train.devices import available_memory, device_name

@@ -121,8 +121,8 @@ class Trainer:
         if r.sync_bn and device.type != "cuda":
             raise RunError("--sync-bn needs CUDA devices (torch's SyncBatchNorm runs on GPUs only); "
                            "without it each process normalizes its own shard, as in the paper")
-        from resdsl.analysis import estimate_memory, summarize
-        from resdsl.compiler import compile_network
+        from resdsl.spec.analysis import estimate_memory, summarize
+        from resdsl.spec.compiler import compile_network
         from resdsl.train.data import open_run_data
 
         self.netsum = summarize(r.net)
@@ -157,7 +157,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- record
     def config_json(self) -> dict:
-        from resdsl.analysis import shortcut_option
+        from resdsl.spec.analysis import shortcut_option
 
         r, net = self.r, self.r.net
         ns = self.netsum

@@ -70,8 +70,8 @@ def load_trained(run_dir: str | Path, r: ResolvedConfig, rebuilt: bool = False) 
     """``r``'s network (``resolve_run(run_dir)``) with the run's weights, from weights.pt or, for
     a record without it, checkpoint.pt, on ``r.device``. The module is in the memory format resdsl
     trains and evaluates in on that device, so its outputs are the run's own."""
-    from resdsl.analysis import estimate_memory
-    from resdsl.compiler import compile_network
+    from resdsl.spec.analysis import estimate_memory
+    from resdsl.spec.compiler import compile_network
     from resdsl.machine import available_host_memory, check_memory
     from resdsl.train.devices import memory_format, pick_device
 

@@ -12,9 +12,9 @@ from typing import Iterator
 
 from . import ast, ir
 from .checker import check_network
-from .errors import SpecError
-from .paths import package_data_dir
-from .spec_limits import MAX_SPEC_BYTES
+from ..errors import SpecError
+from ..paths import package_data_dir
+from .limits import MAX_SPEC_BYTES
 from .syntax import parse, spec_too_big
 
 SPEC_SUFFIX = ".net"

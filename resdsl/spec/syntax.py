@@ -8,9 +8,9 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
-from .errors import SourcePos, SpecError
-from .paths import package_data_dir
-from .spec_limits import INT_LIMIT, MAX_SPEC_BYTES, MAX_SYNTAX_DEPTH, value_problem
+from ..errors import SourcePos, SpecError
+from ..paths import package_data_dir
+from .limits import INT_LIMIT, MAX_SPEC_BYTES, MAX_SYNTAX_DEPTH, value_problem
 
 _MAX_INT_DIGITS = len(str(INT_LIMIT))
 

@@ -9,7 +9,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Iterator, Union
 
-from .errors import SourcePos
+from ..errors import SourcePos
 
 Shape = tuple[int, int, int]  # (channels, height, width)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Union
 
-from .errors import SourcePos
+from ..errors import SourcePos
 
 
 # ---- expressions ----

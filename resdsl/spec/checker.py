@@ -1,0 +1,123 @@
+"""Syntax tree to checked model: resolve parameters, evaluate expressions, expand blocks, infer shapes.
+
+Every mistake a spec can hold is reported as a SpecError at the place it was written. The work is
+split by concern: expressions.py (values), params.py (parameters and lets), blocks.py (block bodies
+and shapes); this module puts the network together.
+"""
+
+from __future__ import annotations
+
+from . import ast, ir
+from ..errors import SourcePos, SpecError, did_you_mean
+from .blocks import Expander, fmt_shape
+from .expressions import CheckContext, Names, coerce, evaluate
+from .limits import MAX_REPEAT
+from .params import resolve_params, used_names
+from .primitives import PRIMITIVES
+
+
+def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict,
+                  input_shape: ir.Shape | None = None) -> ir.Network:
+    """The checked model of the root file's network; files are the root and its imports, imports first."""
+    ctx = CheckContext({f.path: f.text for f in files})
+    blocks: dict[str, ast.BlockDef] = {}
+    for f in files:
+        for b in f.blocks:
+            if b.name in PRIMITIVES:
+                raise ctx.error(f"block '{b.name}' has the name of a primitive", b.pos)
+            if b.name in blocks:
+                first = blocks[b.name].pos
+                raise ctx.error(f"block '{b.name}' is defined twice", b.pos,
+                                f"first defined at {first.path}:{first.line}")
+            seen = set()
+            for formal in b.formals:
+                if formal.name in seen:
+                    raise ctx.error(f"parameter '{formal.name}' appears twice", formal.pos)
+                seen.add(formal.name)
+            blocks[b.name] = b
+    if not root.networks:
+        raise SpecError("the spec has no network", SourcePos(root.path, 1, 1), root.text,
+                        "a spec needs: network NAME { input 3x32x32  classes 10  stem {...}  stage ...  head {...} }")
+    if len(root.networks) > 1:
+        raise ctx.error("a spec holds one network; this file has several", root.networks[1].pos)
+    net = root.networks[0]
+    resolved = resolve_params(files, overrides, ctx)
+    env = Names(resolved.values)
+    if net.input is None:
+        raise ctx.error("the network has no 'input' shape", net.pos, "add e.g.: input 3x32x32")
+    if net.classes is None:
+        raise ctx.error("the network has no 'classes' count", net.pos, "add e.g.: classes 10")
+    if net.head is None:
+        raise ctx.error("the network has no 'head'", net.pos, "add e.g.: head { avgpool; fc(classes) }")
+    if input_shape is None:
+        dims = []
+        for e in net.input:
+            d = coerce(evaluate(e, env, ctx), int, "an input dimension", e.pos, ctx)
+            if d < 1:
+                raise ctx.error(f"an input dimension must be >= 1, got {d}", e.pos)
+            dims.append(d)
+        input_shape = tuple(dims)
+    classes = coerce(evaluate(net.classes, env, ctx), int, "classes", net.classes.pos, ctx)
+    if classes < 1:
+        raise ctx.error(f"classes must be >= 1, got {classes}", net.classes.pos)
+    env = env.with_locals({"classes": classes})  # the network's classes, whatever a parameter is named
+    expander = Expander(blocks, env, ctx)
+    empty = ast.Seq((), net.pos)
+    stem = expander.seq(net.stem or empty, env, input_shape, "stem", None)
+    stages = []
+    cur = stem.out_shape
+    names = {"stem", "head"}
+    for sd in net.stages:
+        if sd.name in names:
+            raise ctx.error(f"a stage is named '{sd.name}' twice (or clashes with stem/head)", sd.pos)
+        if sd.name in _MODULE_ATTRS:
+            raise ctx.error(f"'{sd.name}' cannot name a stage: it is taken by torch.nn.Module", sd.pos)
+        names.add(sd.name)
+        if sd.call.name not in blocks:
+            guess = did_you_mean(sd.call.name, blocks)
+            what = "a primitive; a stage repeats a block" if sd.call.name in PRIMITIVES else "not a known block"
+            raise ctx.error(f"'{sd.call.name}' is {what}", sd.call.pos,
+                            f"did you mean '{guess}'?" if guess else f"blocks: {', '.join(blocks) or 'none'}")
+        count = coerce(evaluate(sd.count, env, ctx), int, "a repeat count", sd.count.pos, ctx)
+        if count < 1:
+            raise ctx.error(f"a stage repeats its block at least once, got x {count}", sd.count.pos)
+        if count > MAX_REPEAT:
+            raise ctx.error(f"repeat count {count} is over the limit of {MAX_REPEAT}", sd.count.pos)
+        stride = 1
+        if sd.stride is not None:
+            stride = coerce(evaluate(sd.stride, env, ctx), int, "a stage stride", sd.stride.pos, ctx)
+            if stride < 1:
+                raise ctx.error(f"a stage stride must be >= 1, got {stride}", sd.stride.pos)
+        ctx.trace.append(f"stage '{sd.name}' at {sd.pos.path}:{sd.pos.line}")
+        stage_in = cur
+        blocks_out = []
+        for i in range(count):
+            extra = {"stride": stride} if (sd.stride is not None and i == 0) else None
+            b = expander.block(sd.call, env, cur, f"b{i + 1}", extra)
+            blocks_out.append(b)
+            cur = b.out_shape
+        ctx.trace.pop()
+        stages.append(ir.Stage(sd.name, sd.call.name, count, stride, blocks_out, stage_in, cur, sd.pos))
+    head = expander.seq(net.head, env, cur, "head", None)
+    if head.out_shape != (classes, 1, 1):
+        raise ctx.error(f"the head gives {fmt_shape(head.out_shape)}, but the network has {classes} classes "
+                        f"(expected {classes}x1x1)", net.head.pos, "end the head with: avgpool; fc(classes)")
+    used = used_names(env.read, resolved.reads)
+    for name, raw in overrides.items():
+        if name not in used:
+            raise ctx.error(f"--{name} {raw}: the network does not use parameter '{name}'",
+                            resolved.declared[name], "nothing the network computes reads it, so the value "
+                            "would be ignored; drop the option (or use the parameter in the spec)")
+    # A sweep searches the declared spaces; one of an unused parameter would only repeat trials.
+    spaces = {k: v for k, v in resolved.spaces.items() if k in used}
+    return ir.Network(name=net.name, path=root.path, input_shape=input_shape, num_classes=classes,
+                      params=resolved.params, spaces=spaces, param_types=resolved.types,
+                      sources=dict(ctx.sources), stem=stem, stem_name=net.stem_name or "stem", stages=stages,
+                      head=head, lets=resolved.lets)
+
+
+# Names an nn.Module already uses; a stage named so would shadow them.
+_MODULE_ATTRS = {"training", "forward", "parameters", "modules", "children", "state_dict", "eval", "train",
+                 "to", "cuda", "cpu", "type", "float", "half", "double", "apply", "zero_grad", "buffers",
+                 "named_modules", "named_parameters", "register_buffer", "load_state_dict", "requires_grad_",
+                 "extra_repr", "net", "response_layers"}
