@@ -4,9 +4,14 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["build", "list_specs", "load_network", "load_run", "load_runs", "summarize", "__version__"]
+from .lazy import lazy_exports
+
+__all__ = ["PrimitiveArg", "build", "list_specs", "load_network", "load_run", "load_runs", "register_primitive",
+           "summarize", "__version__"]
 
 # Every function imports what it needs when called: `import resdsl` loads neither torch nor pandas.
+# register_primitive and PrimitiveArg come from resdsl.spec.primitives on first use (no torch there).
+__getattr__, __dir__ = lazy_exports(globals(), {"resdsl.spec.primitives": ("PrimitiveArg", "register_primitive")})
 
 
 def build(spec, input_shape=None, **params):

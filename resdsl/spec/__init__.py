@@ -4,7 +4,8 @@
                                                                        --compiler--> torch module
 
 Every primitive (conv, bn, relu, ...) is one entry of primitives.PRIMITIVES, which the checker,
-the analysis and the compiler all read. Nothing here imports torch except compiler.py.
+the analysis and the compiler all read. Nothing here imports torch except compiler.py and
+modules.py (the primitives' own torch modules).
 """
 
 from .files import (SEARCH_PATH_VAR, SPEC_SUFFIX, load_files, load_network, parse_input_shape,

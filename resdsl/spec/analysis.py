@@ -5,29 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import ir
+from .primitives import PRIMITIVES
 
 
 def layer_params(layer: ir.Layer) -> int:
-    a = layer.attrs
-    if layer.kind == "conv":
-        cin = layer.in_shape[0]
-        return a["out"] * (cin // a["groups"]) * a["k"] * a["k"] + (a["out"] if a["bias"] else 0)
-    if layer.kind == "bn":
-        return 2 * layer.in_shape[0]  # weight and bias; running statistics are buffers, not parameters
-    if layer.kind == "fc":
-        return a["in"] * a["out"] + (a["out"] if a["bias"] else 0)
-    return 0
+    return PRIMITIVES[layer.kind].params(layer)
 
 
 def layer_flops(layer: ir.Layer) -> int:
-    """Multiply-adds of conv and fc layers; BN, ReLU, pooling and additions count zero, as in the paper."""
-    a = layer.attrs
-    if layer.kind == "conv":
-        cout, h, w = layer.out_shape
-        return cout * h * w * (layer.in_shape[0] // a["groups"]) * a["k"] * a["k"]
-    if layer.kind == "fc":
-        return a["in"] * a["out"]
-    return 0
+    """Multiply-adds (convs and fcs; BN, activations, pooling and additions count zero, as in the paper)."""
+    return PRIMITIVES[layer.kind].macs(layer)
 
 
 def seq_params(seq: ir.Seq) -> int:
@@ -40,7 +27,7 @@ def seq_flops(seq: ir.Seq) -> int:
 
 def weighted_depth(seq: ir.Seq) -> int:
     """Weighted layers on the main path (convs and fcs, not shortcut projections): the paper's depth."""
-    return sum(1 for l in seq.layers(shortcuts=False) if l.kind in ("conv", "fc"))
+    return sum(1 for l in seq.layers(shortcuts=False) if PRIMITIVES[l.kind].weighted)
 
 
 @dataclass
@@ -75,24 +62,8 @@ class NetSummary:
         }
 
 
-def _describe(layer: ir.Layer) -> str | None:
-    a = layer.attrs
-    if layer.kind == "conv":
-        extra = f", stride {a['stride']}" if a["stride"] != 1 else ""
-        groups = f", groups {a['groups']}" if a["groups"] != 1 else ""
-        return f"{a['k']}x{a['k']}, {a['out']}{extra}{groups}"
-    if layer.kind in ("maxpool", "avgpool"):
-        extra = f", stride {a['stride']}" if a["stride"] != 1 else ""
-        return f"{a['k']}x{a['k']} {layer.kind[:3]} pool{extra}"
-    if layer.kind == "gap":
-        return "average pool"
-    if layer.kind == "fc":
-        return f"{a['out']}-d fc"
-    return None
-
-
 def _structure(seq: ir.Seq, main_only: bool) -> list[str]:
-    return [d for d in (_describe(l) for l in seq.layers(shortcuts=not main_only)) if d]
+    return [d for d in (PRIMITIVES[l.kind].describe(l) for l in seq.layers(shortcuts=not main_only)) if d]
 
 
 def _size(shape: ir.Shape) -> str:
@@ -182,7 +153,7 @@ class MemoryEstimate:
 def estimate_memory(net: ir.Network) -> MemoryEstimate:
     layers = [l for _, seq in net.seqs() for l in seq.layers()]
     params = sum(layer_params(l) for l in layers)
-    buffers = sum(2 * l.in_shape[0] for l in layers if l.kind == "bn")
+    buffers = sum(PRIMITIVES[l.kind].buffers(l) for l in layers)
     outputs = [_elements(l.out_shape) * FLOAT_BYTES for l in layers]
     return MemoryEstimate(
         params=params, weight_bytes=(params + buffers) * FLOAT_BYTES,

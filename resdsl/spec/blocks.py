@@ -8,13 +8,9 @@ from . import ast, ir
 from ..errors import SourcePos, did_you_mean
 from .expressions import CheckContext, Names, coerce, evaluate
 from .limits import MAX_BLOCK_INSTANCES, MAX_NESTING, value_problem
-from .primitives import PRIMITIVES, _REQUIRED
+from .primitives import PRIMITIVES, REQUIRED, PrimitiveArg, conv_out, spec_primitive, spec_primitive_names
 
 SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
-
-
-def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
-    return (size + 2 * pad - dilation * (k - 1) - 1) // stride + 1
 
 
 class Expander:
@@ -51,62 +47,50 @@ class Expander:
             bound[arg.name] = (evaluate(arg.value, env, ctx), arg.pos)
         return bound
 
-    def _primitive(self, call: ast.Call, env: Names, shape: ir.Shape, name: str) -> ir.Layer:
+    def arguments(self, call: ast.Call, signature: tuple[PrimitiveArg, ...], env: Names) -> dict:
+        """A primitive's (or an init's) arguments: bound to the signature, typed, within bounds, the
+        defaults filled in."""
         ctx = self.ctx
-        sig = PRIMITIVES[call.name]
-        bound = self._bind(call, sig.positional, sig.defaults, env, f"'{call.name}'")
-        attrs = {}
-        for pname, default in sig.defaults.items():
-            if pname in bound:
-                value, pos = bound[pname]
-                value = coerce(value, sig.types[pname], f"{call.name}'s '{pname}'", pos, ctx)
-                if sig.types[pname] is int and value < (0 if pname == "pad" else 1):
-                    raise ctx.error(f"{call.name}'s '{pname}' must be {'>= 0' if pname == 'pad' else '>= 1'}, "
-                                    f"got {value}", pos)
-                attrs[pname] = value
-            elif default is _REQUIRED:
-                raise ctx.error(f"'{call.name}' needs its '{pname}' argument", call.pos,
-                                f"usage: {call.name}({', '.join(sig.positional)}, ...)")
+        positional = tuple(a.name for a in signature if a.positional)
+        bound = self._bind(call, positional, {a.name: a.default for a in signature}, env, f"'{call.name}'")
+        values = {}
+        for arg in signature:
+            if arg.name in bound:
+                value, pos = bound[arg.name]
+                value = coerce(value, arg.type, f"{call.name}'s '{arg.name}'", pos, ctx)
+                problem = arg.bound_problem(value)
+                if problem:
+                    raise ctx.error(f"{call.name}'s '{arg.name}' {problem}, got {value}", pos)
+                values[arg.name] = value
+            elif arg.default is REQUIRED:
+                raise ctx.error(f"'{call.name}' needs its '{arg.name}' argument", call.pos,
+                                f"usage: {call.name}({', '.join(positional)}, ...)")
             else:
-                attrs[pname] = default
-        c, h, w = shape
-        kind = call.name
-        if kind == "conv":
-            k, s, g = attrs["k"], attrs["stride"], attrs["groups"]
-            if attrs["pad"] is None:
-                attrs["pad"] = attrs["dilation"] * (k - 1) // 2
-            if c % g or attrs["out"] % g:
-                raise ctx.error(f"conv groups={g} must divide both its input channels ({c}) and output "
-                                f"channels ({attrs['out']})", call.pos)
-            out = (attrs["out"], conv_out(h, k, s, attrs["pad"], attrs["dilation"]),
-                   conv_out(w, k, s, attrs["pad"], attrs["dilation"]))
-        elif kind in ("maxpool", "avgpool"):
-            if kind == "avgpool" and attrs["k"] is None:
-                kind = "gap"  # no kernel: global average pooling
-                out = (c, 1, 1)
-            else:
-                if attrs["stride"] is None:
-                    attrs["stride"] = attrs["k"]
-                if attrs["pad"] * 2 > attrs["k"]:
-                    raise ctx.error(f"{kind} pad ({attrs['pad']}) must be at most half its kernel "
-                                    f"({attrs['k']})", call.pos)
-                out = (c, conv_out(h, attrs["k"], attrs["stride"], attrs["pad"]),
-                       conv_out(w, attrs["k"], attrs["stride"], attrs["pad"]))
-        elif kind == "fc":
-            out = (attrs["out"], 1, 1)
-            attrs["in"] = c * h * w
-            problem = value_problem(attrs["in"])
-            if problem:
-                raise ctx.error(f"fc flattens {fmt_shape(shape)} to {problem}", call.pos)
-        else:
-            out = shape
+                values[arg.name] = arg.default
+        return values
+
+    def _primitive(self, call: ast.Call, env: Names, shape: ir.Shape,
+                   next_name: Callable[[str], str]) -> ir.Layer:
+        ctx = self.ctx
+        called = PRIMITIVES[call.name]
+        attrs = self.arguments(call, called.args, env)
+        kind = called.variant(attrs) if called.variant else call.name
+        try:
+            out = PRIMITIVES[kind].shape(attrs, shape)
+        except ValueError as e:  # a ShapeError, or a registered primitive's refusal
+            raise ctx.error(str(e), call.pos, getattr(e, "hint", None)) from None
+        if not (isinstance(out, (tuple, list)) and len(out) == 3 and all(type(d) is int for d in out)):
+            raise TypeError(f"the shape function of primitive '{kind}' gave {out!r}, not (channels, height, width)")
+        out = tuple(out)
         problem = next(filter(None, map(value_problem, out)), None)
         if problem:
             raise ctx.error(f"{call.name} gives a {fmt_shape(out)} output, with {problem}", call.pos)
         if out[1] < 1 or out[2] < 1:
-            raise ctx.error(f"{call.name} shrinks the {h}x{w} map below 1x1 (to {out[1]}x{out[2]})", call.pos,
-                            "use a smaller stride or kernel, more padding, or a larger input")
-        return ir.Layer(kind, name, attrs, shape, out, call.pos)
+            raise ctx.error(f"{call.name} shrinks the {shape[1]}x{shape[2]} map below 1x1 (to {out[1]}x{out[2]})",
+                            call.pos, "use a smaller stride or kernel, more padding, or a larger input")
+        if out[0] < 1:
+            raise ctx.error(f"{call.name} gives {out[0]} channels", call.pos)
+        return ir.Layer(kind, next_name(kind), attrs, shape, out, call.pos)
 
     def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None) -> ir.Seq:
         """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride)."""
@@ -168,16 +152,16 @@ class Expander:
         for stmt in body.stmts:
             if isinstance(stmt, ast.Add):
                 item = self._join(stmt, env, shape, cur, next_name)
-            elif stmt.name in PRIMITIVES:
-                item = self._primitive(stmt, env, cur, next_name("gap" if stmt.name == "avgpool" and not stmt.args
-                                                                 else stmt.name))
+            elif spec_primitive(stmt.name):
+                item = self._primitive(stmt, env, cur, next_name)
             elif stmt.name in self.blocks:
                 item = self.block(stmt, env, cur, next_name(stmt.name))
             else:
-                guess = did_you_mean(stmt.name, list(PRIMITIVES) + list(self.blocks))
+                primitives = spec_primitive_names()
+                guess = did_you_mean(stmt.name, primitives + list(self.blocks))
                 raise ctx.error(f"unknown primitive or block '{stmt.name}'", stmt.pos,
                                 f"did you mean '{guess}'?" if guess else
-                                f"primitives: {', '.join(PRIMITIVES)}; blocks: {', '.join(self.blocks) or 'none'}")
+                                f"primitives: {', '.join(primitives)}; blocks: {', '.join(self.blocks) or 'none'}")
             items.append(item)
             cur = item.out_shape
         return ir.Seq(name, block, items, shape, cur)

@@ -13,7 +13,7 @@ from .blocks import Expander, fmt_shape
 from .expressions import CheckContext, Names, coerce, evaluate
 from .limits import MAX_REPEAT
 from .params import resolve_params, used_names
-from .primitives import PRIMITIVES
+from .primitives import spec_primitive
 
 
 def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict,
@@ -23,8 +23,11 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     blocks: dict[str, ast.BlockDef] = {}
     for f in files:
         for b in f.blocks:
-            if b.name in PRIMITIVES:
-                raise ctx.error(f"block '{b.name}' has the name of a primitive", b.pos)
+            prim = spec_primitive(b.name)
+            if prim is not None:
+                raise ctx.error(f"block '{b.name}' has the name of a primitive" +
+                                ("" if prim.builtin else " registered from Python (resdsl.register_primitive)"),
+                                b.pos, "give the block another name")
             if b.name in blocks:
                 first = blocks[b.name].pos
                 raise ctx.error(f"block '{b.name}' is defined twice", b.pos,
@@ -75,7 +78,7 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
         names.add(sd.name)
         if sd.call.name not in blocks:
             guess = did_you_mean(sd.call.name, blocks)
-            what = "a primitive; a stage repeats a block" if sd.call.name in PRIMITIVES else "not a known block"
+            what = "a primitive; a stage repeats a block" if spec_primitive(sd.call.name) else "not a known block"
             raise ctx.error(f"'{sd.call.name}' is {what}", sd.call.pos,
                             f"did you mean '{guess}'?" if guess else f"blocks: {', '.join(blocks) or 'none'}")
         count = coerce(evaluate(sd.count, env, ctx), int, "a repeat count", sd.count.pos, ctx)

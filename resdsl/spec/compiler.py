@@ -6,33 +6,7 @@ import torch
 from torch import nn
 
 from . import ir
-
-
-class ZeroPadShortcut(nn.Module):
-    """Option A: y = [x[:, :, ::s, ::s], 0, ..., 0], zero channels appended; no parameters."""
-
-    def __init__(self, stride: int, in_channels: int, out_channels: int):
-        super().__init__()
-        self.stride = stride
-        self.extra = out_channels - in_channels  # known when compiled, so tracing sees a constant
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.stride > 1:
-            x = x[:, :, :: self.stride, :: self.stride]
-        if self.extra:
-            zeros = x.new_zeros(x.shape[0], self.extra, x.shape[2], x.shape[3])
-            x = torch.cat([x, zeros], dim=1)
-        return x
-
-    def extra_repr(self) -> str:
-        return f"stride={self.stride}, extra_channels={self.extra}"
-
-
-class FlatLinear(nn.Linear):
-    """y = W flatten(x) + b: the fc layer reads a whole (C, H, W) map."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(1))
+from .primitives import PRIMITIVES
 
 
 class SeqModule(nn.Module):
@@ -68,26 +42,15 @@ class SeqModule(nn.Module):
 
 
 def _build_layer(layer: ir.Layer) -> nn.Module:
-    a = layer.attrs
-    cin = layer.in_shape[0]
-    if layer.kind == "conv":
-        return nn.Conv2d(cin, a["out"], a["k"], stride=a["stride"], padding=a["pad"], dilation=a["dilation"],
-                         groups=a["groups"], bias=a["bias"])
-    if layer.kind == "bn":
-        return nn.BatchNorm2d(cin, eps=a["eps"], momentum=a["momentum"])
-    if layer.kind == "relu":
-        return nn.ReLU(inplace=True)
-    if layer.kind == "maxpool":
-        return nn.MaxPool2d(a["k"], stride=a["stride"], padding=a["pad"])
-    if layer.kind == "avgpool":
-        return nn.AvgPool2d(a["k"], stride=a["stride"], padding=a["pad"])
-    if layer.kind == "gap":
-        return nn.AdaptiveAvgPool2d(1)
-    if layer.kind == "fc":
-        return FlatLinear(a["in"], a["out"], bias=a["bias"])
-    if layer.kind == "zeropad":
-        return ZeroPadShortcut(a["stride"], cin, a["out"])
-    raise AssertionError(f"no module for layer kind {layer.kind!r}")  # the checker admits no other kind
+    entry = PRIMITIVES[layer.kind]
+    module = entry.module(layer)
+    if not entry.builtin:  # a registered primitive's counts are the registrant's word: check them once here
+        counted, has = entry.params(layer), sum(p.numel() for p in module.parameters())
+        if counted != has:
+            raise ValueError(f"primitive '{layer.kind}' counts {counted} parameters for {layer.name} "
+                             f"{layer.in_shape} -> {layer.out_shape}, but its module has {has}; "
+                             "give register_primitive a params= function that counts them")
+    return module
 
 
 class SpecModule(nn.Module):
