@@ -144,6 +144,7 @@ class NetworkDef:
     stages: tuple[StageDecl, ...]
     head: Seq | None
     pos: SourcePos
+    init: Call | None = None  # `init he(zero_last_bn=true)`; None: the default init
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from . import ast, ir
 from ..errors import SourcePos, SpecError, did_you_mean
 from .blocks import Expander, fmt_shape
 from .expressions import CheckContext, Names, coerce, evaluate
+from .inits import DEFAULT_INIT, INITS
 from .limits import MAX_REPEAT
 from .params import resolve_params, used_names
 from .primitives import spec_primitive
@@ -65,6 +66,7 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
         raise ctx.error(f"classes must be >= 1, got {classes}", net.classes.pos)
     env = env.with_locals({"classes": classes})  # the network's classes, whatever a parameter is named
     expander = Expander(blocks, env, ctx)
+    init = _check_init(net.init, expander, env, ctx)
     empty = ast.Seq((), net.pos)
     stem = expander.seq(net.stem or empty, env, input_shape, "stem", None)
     stages = []
@@ -116,7 +118,18 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     return ir.Network(name=net.name, path=root.path, input_shape=input_shape, num_classes=classes,
                       params=resolved.params, spaces=spaces, param_types=resolved.types,
                       sources=dict(ctx.sources), stem=stem, stem_name=net.stem_name or "stem", stages=stages,
-                      head=head, lets=resolved.lets)
+                      head=head, lets=resolved.lets, init=init)
+
+
+def _check_init(call: ast.Call | None, expander: Expander, env: Names, ctx: CheckContext) -> ir.Init:
+    """The network's `init NAME(options)`, or the default init with its default options."""
+    if call is None:
+        return ir.Init(DEFAULT_INIT, {a.name: a.default for a in INITS[DEFAULT_INIT]})
+    if call.name not in INITS:
+        guess = did_you_mean(call.name, INITS)
+        raise ctx.error(f"unknown init '{call.name}'", call.pos,
+                        f"did you mean '{guess}'?" if guess else f"inits: {', '.join(INITS)}")
+    return ir.Init(call.name, expander.arguments(call, INITS[call.name], env))
 
 
 # Names an nn.Module already uses; a stage named so would shadow them.

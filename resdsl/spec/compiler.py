@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from . import ir
+from .inits import zeroed_bns
 from .primitives import PRIMITIVES
 
 
@@ -71,6 +72,10 @@ class SpecModule(nn.Module):
         self.head = SeqModule(net.head)
         self._responses = tuple(_response_names(net))
         init_he(self)
+        if net.init.options.get("zero_last_bn"):
+            modules = dict(self.named_modules())
+            for name in zeroed_bns(net):
+                nn.init.zeros_(modules[name].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

@@ -16,7 +16,8 @@ Shape = tuple[int, int, int]  # (channels, height, width)
 
 @dataclass
 class Layer:
-    """One primitive: conv, bn, relu, maxpool, avgpool, gap, fc, or zeropad (shortcut option A)."""
+    """One primitive; kind names its entry in primitives.PRIMITIVES (gap: avgpool with no kernel;
+    zeropad: shortcut option A)."""
 
     kind: str
     name: str
@@ -106,6 +107,14 @@ def _show(v) -> str:
 
 
 @dataclass
+class Init:
+    """How the compiled module's weights start: an init of inits.INITS and its options."""
+
+    name: str = "he"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
 class Network:
     name: str
     path: str | None
@@ -120,6 +129,7 @@ class Network:
     stages: list[Stage]
     head: Seq
     lets: dict = field(default_factory=dict)
+    init: Init = field(default_factory=Init)
 
     def seqs(self) -> Iterator[tuple[str, Seq]]:
         """(dotted module path, sequence) for the stem, every block and the head, in forward order."""

@@ -224,6 +224,10 @@ class _ToAst(Transformer):
         return ("head", c[0], self._pos(meta))
 
     @v_args(meta=True)
+    def init_decl(self, meta, c):
+        return ("init", c[0], self._pos(meta))
+
+    @v_args(meta=True)
     def network_def(self, meta, c):
         name, *items = c
         found: dict[str, tuple] = {}
@@ -242,7 +246,7 @@ class _ToAst(Transformer):
             input=found.get("input", (None,))[0],
             classes=found.get("classes", (None,))[0],
             stem=stem, stem_name=stem_name, stages=tuple(stages),
-            head=found.get("head", (None,))[0], pos=self._pos(name))
+            head=found.get("head", (None,))[0], pos=self._pos(name), init=found.get("init", (None,))[0])
 
 
 def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
