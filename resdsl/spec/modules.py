@@ -28,10 +28,11 @@ class ZeroPadShortcut(nn.Module):
 
 
 class FlatLinear(nn.Linear):
-    """y = W flatten(x) + b: the fc layer reads a whole (C, H, W) map."""
+    """y = W flatten(x) + b: the fc layer reads a whole (C, H, W) map and gives an (out, 1, 1) one,
+    the shape the checker gives it, so any layer may follow (bn, another fc)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(1))
+        return super().forward(x.flatten(1))[:, :, None, None]
 
 
 class DropPath(nn.Module):
