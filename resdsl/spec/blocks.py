@@ -8,7 +8,7 @@ from . import ast, ir
 from ..errors import SourcePos, did_you_mean
 from .expressions import CheckContext, Names, coerce, evaluate
 from .limits import MAX_BLOCK_INSTANCES, MAX_NESTING, value_problem
-from .primitives import PRIMITIVES, REQUIRED, PrimitiveArg, conv_out, spec_primitive, spec_primitive_names
+from .primitives import PRIMITIVES, REQUIRED, Signature, conv_out, spec_primitive, spec_primitive_names
 
 SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
 
@@ -47,14 +47,13 @@ class Expander:
             bound[arg.name] = (evaluate(arg.value, env, ctx), arg.pos)
         return bound
 
-    def arguments(self, call: ast.Call, signature: tuple[PrimitiveArg, ...], env: Names) -> dict:
+    def arguments(self, call: ast.Call, signature: Signature, env: Names) -> dict:
         """A primitive's (or an init's) arguments: bound to the signature, typed, within bounds, the
         defaults filled in."""
         ctx = self.ctx
-        positional = tuple(a.name for a in signature if a.positional)
-        bound = self._bind(call, positional, {a.name: a.default for a in signature}, env, f"'{call.name}'")
+        bound = self._bind(call, signature.positional, signature.defaults, env, f"'{call.name}'")
         values = {}
-        for arg in signature:
+        for arg in signature.args:
             if arg.name in bound:
                 value, pos = bound[arg.name]
                 value = coerce(value, arg.type, f"{call.name}'s '{arg.name}'", pos, ctx)
@@ -64,7 +63,7 @@ class Expander:
                 values[arg.name] = value
             elif arg.default is REQUIRED:
                 raise ctx.error(f"'{call.name}' needs its '{arg.name}' argument", call.pos,
-                                f"usage: {call.name}({', '.join(positional)}, ...)")
+                                f"usage: {call.name}({', '.join(signature.positional)}, ...)")
             else:
                 values[arg.name] = arg.default
         return values
@@ -73,15 +72,17 @@ class Expander:
                    next_name: Callable[[str], str]) -> ir.Layer:
         ctx = self.ctx
         called = PRIMITIVES[call.name]
-        attrs = self.arguments(call, called.args, env)
+        attrs = self.arguments(call, called.signature, env)
         kind = called.variant(attrs) if called.variant else call.name
+        entry = PRIMITIVES[kind]
         try:
-            out = PRIMITIVES[kind].shape(attrs, shape)
+            out = entry.shape(attrs, shape)
         except ValueError as e:  # a ShapeError, or a registered primitive's refusal
             raise ctx.error(str(e), call.pos, getattr(e, "hint", None)) from None
-        if not (isinstance(out, (tuple, list)) and len(out) == 3 and all(type(d) is int for d in out)):
-            raise TypeError(f"the shape function of primitive '{kind}' gave {out!r}, not (channels, height, width)")
-        out = tuple(out)
+        if not entry.builtin:
+            if not (isinstance(out, (tuple, list)) and len(out) == 3 and all(type(d) is int for d in out)):
+                raise TypeError(f"the shape function of primitive '{kind}' gave {out!r}, not (channels, height, width)")
+            out = tuple(out)
         problem = next(filter(None, map(value_problem, out)), None)
         if problem:
             raise ctx.error(f"{call.name} gives a {fmt_shape(out)} output, with {problem}", call.pos)

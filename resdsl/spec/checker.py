@@ -124,7 +124,7 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
 def _check_init(call: ast.Call | None, expander: Expander, env: Names, ctx: CheckContext) -> ir.Init:
     """The network's `init NAME(options)`, or the default init with its default options."""
     if call is None:
-        return ir.Init(DEFAULT_INIT, {a.name: a.default for a in INITS[DEFAULT_INIT]})
+        return ir.Init(DEFAULT_INIT, dict(INITS[DEFAULT_INIT].defaults))
     if call.name not in INITS:
         guess = did_you_mean(call.name, INITS)
         raise ctx.error(f"unknown init '{call.name}'", call.pos,

@@ -4,12 +4,12 @@ and which layers they touch, read off the checked model (no torch; the compiler 
 from __future__ import annotations
 
 from . import ir
-from .primitives import PrimitiveArg
+from .primitives import PrimitiveArg, Signature
 
 DEFAULT_INIT = "he"
 # he: the paper's He et al. 2015 init. zero_last_bn: the last BN before each residual addition
 # starts at weight 0, so every residual branch starts as zero (Goyal et al. 2017).
-INITS: dict[str, tuple[PrimitiveArg, ...]] = {"he": (PrimitiveArg("zero_last_bn", bool, False),)}
+INITS: dict[str, Signature] = {"he": Signature((PrimitiveArg("zero_last_bn", bool, False),))}
 
 
 def zeroed_bns(net: ir.Network) -> list[str]:

@@ -52,14 +52,31 @@ class PrimitiveArg:
     gt: float | None = None
     le: float | None = None
     lt: float | None = None
+    _bounds: tuple = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_bounds", tuple((word, getattr(self, attr), holds) for attr, word, holds in _BOUNDS
+                                                  if getattr(self, attr) is not None))
 
     def bound_problem(self, value) -> str | None:
         """'must be >= 1' when the value breaks a bound, else None."""
-        for attr, word, holds in _BOUNDS:
-            bound = getattr(self, attr)
-            if bound is not None and not holds(value, bound):
+        for word, bound, holds in self._bounds:
+            if not holds(value, bound):
                 return f"must be {word} {bound}"
         return None
+
+
+@dataclass(frozen=True)
+class Signature:
+    """The arguments a call takes (a primitive's, an init's), with what binding them reads."""
+
+    args: tuple[PrimitiveArg, ...]
+    positional: tuple[str, ...] = field(init=False)  # the names that may be given without their name, in order
+    defaults: dict = field(init=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "positional", tuple(a.name for a in self.args if a.positional))
+        object.__setattr__(self, "defaults", {a.name: a.default for a in self.args})
 
 
 class ShapeError(ValueError):
@@ -75,7 +92,7 @@ def _same_shape(attrs: dict, shape: Shape) -> Shape:
     return shape
 
 
-def _none(layer: Layer) -> int:
+def _zero(layer: Layer) -> int:
     return 0
 
 
@@ -93,19 +110,19 @@ class Primitive:
     args: tuple[PrimitiveArg, ...]
     module: Callable[[Layer], nn.Module]  # the torch module; imports torch itself
     shape: Callable[[dict, Shape], Shape] = _same_shape
-    params: Callable[[Layer], int] = _none
-    macs: Callable[[Layer], int] = _none  # multiply-adds, as torch.utils.flop_counter counts them (FLOPs / 2)
-    buffers: Callable[[Layer], int] = _none  # elements of state that is not a parameter (BN running statistics)
+    params: Callable[[Layer], int] = _zero
+    macs: Callable[[Layer], int] = _zero  # multiply-adds, as torch.utils.flop_counter counts them (FLOPs / 2)
+    buffers: Callable[[Layer], int] = _zero  # elements of state that is not a parameter (BN running statistics)
     describe: Callable[[Layer], str | None] = _no_description  # its line in Table 1; None leaves it out
     weighted: bool = False  # one of the weighted layers the network's depth counts (the paper's convs and fcs)
     # The entry a call makes, from its arguments, when not this one (avgpool with no kernel: gap).
     variant: Callable[[dict], str] | None = None
     in_specs: bool = True  # False: made by the checker itself, never written in a spec (gap, zeropad)
     builtin: bool = True
-    positional: tuple[str, ...] = field(init=False)
+    signature: Signature = field(init=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "positional", tuple(a.name for a in self.args if a.positional))
+        object.__setattr__(self, "signature", Signature(self.args))
 
 
 def spec_primitive(name: str) -> Primitive | None:
@@ -302,8 +319,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def register_primitive(name: str, *, module: Callable[[Layer], nn.Module], args: Sequence[PrimitiveArg] = (),
-                       shape: Callable[[dict, Shape], Shape] = _same_shape, params: Callable[[Layer], int] = _none,
-                       macs: Callable[[Layer], int] = _none, buffers: Callable[[Layer], int] = _none,
+                       shape: Callable[[dict, Shape], Shape] = _same_shape, params: Callable[[Layer], int] = _zero,
+                       macs: Callable[[Layer], int] = _zero, buffers: Callable[[Layer], int] = _zero,
                        describe: Callable[[Layer], str | None] = _no_description, weighted: bool = False,
                        replace: bool = False) -> Primitive:
     """Add a primitive that specs can call by `name`; it is counted and compiled like a built-in one.
