@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import resdsl
 from resdsl.cli import app
-from resdsl.spec.compiler import ZeroPadShortcut
+from resdsl.spec.modules import ZeroPadShortcut
 
 from conftest import SPECS
 
