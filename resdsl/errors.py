@@ -71,3 +71,11 @@ class SpecError(ResdslError):
         if self.hint:
             lines.append(self.hint)
         return "\n".join(lines)
+
+
+class ConstraintError(SpecError):
+    """A `require` of the spec does not hold: the design is well formed but not admissible.
+
+    The message is the spec's own; the place is the require's. A sweep rejects such a design
+    instead of training it, as it rejects one over --max-flops.
+    """

@@ -216,3 +216,97 @@ def test_the_limit_must_be_a_count(spec, tmp_path):
                             "--max-flops", "0", "--out", str(tmp_path / "bad")])
     assert isinstance(r.exception, SweepError) and "positive count" in str(r.exception)
     assert not (tmp_path / "bad").exists()
+
+
+# ---- the spec's own constraints: designs a `require` refuses are rejected, not trained ----
+REQUIRE_SPEC = """import "prelude"
+
+param n = 1 in 1..3
+param width = 8 in [4, 8, 16]
+
+require width * n <= 16, "width " + str(width) + " with n = " + str(n) + " is over the budget (width * n <= 16)"
+
+network req {
+  input 3x16x16
+  classes 4
+  stem conv1 { conv(width, 3); bn; relu }
+  stage s1: basic(width) x n
+  stage s2: basic(2 * width) x n stride 2
+  head { avgpool; fc(classes) }
+}
+"""
+
+
+def unmet(width: int, n: int) -> str:
+    """The spec's message for a design its require refuses."""
+    return f"width {width} with n = {n} is over the budget (width * n <= 16)"
+
+
+@pytest.fixture(scope="module")
+def require_spec(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("require") / "req.net"
+    path.write_text(REQUIRE_SPEC)
+    return path
+
+
+def test_a_grid_trains_the_points_its_requires_admit(require_spec, tmp_path):
+    """--n 3 fixes a design (n=3 with the default width 8) that the require refuses, as is width=8
+    with the default n: neither stops the sweep. Of width 4, 8, 16 only 4 is trained; the others
+    are rejected with the spec's message, as designs over a limit are."""
+    out = tmp_path / "grid"
+    r = sweep(require_spec, "--n", 3, "--grid", "width=4,8,16", *FAST, "--out", out)
+    trials = load(out).trials
+    assert [(t.params["width"], t.state.name, t.user_attrs["status"]) for t in trials] == [
+        (4, "COMPLETE", "completed"), (8, "PRUNED", "constraint"), (16, "PRUNED", "constraint")]
+    assert [t.user_attrs["reason"] for t in trials[1:]] == [unmet(8, 3), unmet(16, 3)]
+    for t in trials[1:]:
+        assert t.user_attrs.get("run_dir") is None and t.constraints == {"requires": 1.0}
+    assert [d.name for d in run_dirs(out)] == ["t0000-width=4"]
+    assert unmet(16, 3) in r.output
+    assert (out / "study.csv").read_text().count(",PRUNED,constraint,") == 2
+
+
+def test_trials_counts_designs_that_meet_the_requires(require_spec, tmp_path):
+    """Three designs the require refuses come first (queued by hand); --trials 2 still trains
+    two designs, and the three are not counted."""
+    out = tmp_path / "tpe"
+    name = "require-tpe"
+    queued = [{"n": 3, "width": 16}, {"n": 2, "width": 16}, {"n": 3, "width": 8}]
+    out.mkdir()
+    study = optuna.create_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+    for p in queued:
+        study.enqueue_trial(p)
+    sweep(require_spec, "--sampler", "tpe", "--trials", 2, *FAST, "--study", name, "--out", out)
+    trials = load(out).trials
+    assert [t.params for t in trials[:3]] == queued
+    assert [(t.state.name, t.user_attrs["status"], t.user_attrs["reason"]) for t in trials[:3]] == [
+        ("PRUNED", "constraint", unmet(16, 3)), ("PRUNED", "constraint", unmet(16, 2)),
+        ("PRUNED", "constraint", unmet(8, 3))]
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert len(complete) == 2 and len(run_dirs(out)) == 2
+    for t in trials:
+        admitted = t.params["width"] * t.params["n"] <= 16
+        assert (t.state.name == "COMPLETE") == admitted, (t.number, t.params, t.user_attrs)
+
+
+def test_a_space_where_every_design_breaks_a_require_stops_with_exit_2(require_spec, tmp_path):
+    out = tmp_path / "none"
+    p = cli(require_spec, "--n", 3, "--grid", "width=8,16", *FAST, "--out", out)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        "no grid point is admissible: all 2 were rejected (2 that break a require of the spec, "
+        f"e.g. trial 0 width=8: {unmet(8, 3)}); narrow the space (fix parameters with --NAME VALUE, "
+        "or list values with --grid)")
+    assert run_dirs(out) == []
+
+
+def test_a_list_parameter_is_no_grid_dimension(tmp_path):
+    spec = tmp_path / "lists.net"
+    spec.write_text(REQUIRE_SPEC.replace("param n = 1 in 1..3", "param n = 1 in 1..3\nparam widths = [8, 16]"))
+    r = runner.invoke(app, ["sweep", str(spec), "--grid", "widths=8,16", "--data", "synthetic",
+                            "--out", str(tmp_path / "bad")])
+    assert isinstance(r.exception, SweepError)
+    assert str(r.exception) == ("--grid widths: 'widths' is a list; a grid lists numbers, strings or "
+                                "true/false: sweep the parameters its items are computed from")
+    assert not (tmp_path / "bad").exists()

@@ -52,7 +52,55 @@ class Cond:
     pos: SourcePos
 
 
-Expr = Union[Lit, Var, Chain, UnaryOp, Cond]
+@dataclass(frozen=True)
+class Power:
+    """a ** b ** c, right to left: a ** (b ** c). Flat, as Chain is.
+
+    Each later operand may carry minus signs, which apply to the whole power to their right:
+    a ** -b ** c is a ** (-(b ** c)), as in Python.
+    """
+
+    first: "Expr"
+    rest: tuple[tuple[int, "Expr", SourcePos], ...]  # (minus signs, operand, where its '**' is)
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class ListLit:
+    items: tuple["Expr", ...]
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class Comprehension:
+    """[element for name in iterable if condition]"""
+
+    element: "Expr"
+    name: str
+    iterable: "Expr"
+    condition: "Expr | None"
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class Index:
+    """xs[i][j]: the indices applied left to right (flat)."""
+
+    target: "Expr"
+    indices: tuple["Expr", ...]
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class FuncCall:
+    """One of the language's fixed functions (min, range, make_divisible, ...); never a block."""
+
+    name: str
+    args: tuple["Arg", ...]
+    pos: SourcePos
+
+
+Expr = Union[Lit, Var, Chain, UnaryOp, Cond, Power, ListLit, Comprehension, Index, FuncCall]
 
 
 # ---- statements inside a sequence (block body, stem, head, shortcut branch) ----
@@ -82,8 +130,17 @@ class Add:
 
 
 @dataclass(frozen=True)
+class Require:
+    """require CONDITION, MESSAGE: the design is admissible only where the condition holds."""
+
+    condition: Expr
+    message: Expr
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
 class Seq:
-    stmts: tuple[Union[Call, Add], ...]
+    stmts: tuple[Union[Call, Add, Require], ...]
     pos: SourcePos
 
 
@@ -91,7 +148,7 @@ class Seq:
 @dataclass(frozen=True)
 class Space:
     kind: str  # "choice", "range", "log"
-    values: tuple[Expr, ...]  # choice: the values; range: (low, high, step|None); log: (low, high)
+    values: tuple[Expr, ...]  # choice: (the list,); range: (low, high, step|None); log: (low, high)
     pos: SourcePos
 
 
@@ -145,6 +202,7 @@ class NetworkDef:
     head: Seq | None
     pos: SourcePos
     init: Call | None = None  # `init he(zero_last_bn=true)`; None: the default init
+    requires: tuple[Require, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,3 +220,4 @@ class SpecFile:
     lets: list[Let] = field(default_factory=list)
     blocks: list[BlockDef] = field(default_factory=list)
     networks: list[NetworkDef] = field(default_factory=list)
+    requires: list[Require] = field(default_factory=list)

@@ -6,7 +6,7 @@ from typing import Callable
 
 from . import ast, ir
 from ..errors import SourcePos, did_you_mean
-from .expressions import CheckContext, Names, coerce, evaluate
+from .expressions import CheckContext, Names, check_require, coerce, evaluate
 from .limits import MAX_BLOCK_INSTANCES, MAX_NESTING, value_problem
 from .primitives import PRIMITIVES, REQUIRED, Signature, conv_out, spec_primitive, spec_primitive_names
 
@@ -151,6 +151,9 @@ class Expander:
         items: list = []
         cur = shape
         for stmt in body.stmts:
+            if isinstance(stmt, ast.Require):
+                check_require(stmt, env, ctx)  # with this call's names; it adds no layer
+                continue
             if isinstance(stmt, ast.Add):
                 item = self._join(stmt, env, shape, cur, next_name)
             elif spec_primitive(stmt.name):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from . import ast, ir
 from ..errors import SourcePos, SpecError, did_you_mean
 from .blocks import Expander, fmt_shape
-from .expressions import CheckContext, Names, coerce, evaluate
+from .expressions import CheckContext, Names, check_require, coerce, evaluate
 from .inits import DEFAULT_INIT, INITS
 from .limits import MAX_REPEAT
 from .params import resolve_params, used_names
@@ -18,9 +18,14 @@ from .primitives import spec_primitive
 
 
 def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict,
-                  input_shape: ir.Shape | None = None) -> ir.Network:
-    """The checked model of the root file's network; files are the root and its imports, imports first."""
+                  input_shape: ir.Shape | None = None, requires: bool = True) -> ir.Network:
+    """The checked model of the root file's network; files are the root and its imports, imports first.
+
+    requires=False: a `require` whose condition is false is no error (its condition and message are
+    still checked); a sweep plans so from a design that only some swept values make admissible.
+    """
     ctx = CheckContext({f.path: f.text for f in files})
+    ctx.enforce_requires = requires
     blocks: dict[str, ast.BlockDef] = {}
     for f in files:
         for b in f.blocks:
@@ -47,6 +52,9 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     net = root.networks[0]
     resolved = resolve_params(files, overrides, ctx)
     env = Names(resolved.values)
+    for f in files:  # imports first, each file's in the order written
+        for req in f.requires:
+            check_require(req, env, ctx)
     if net.input is None:
         raise ctx.error("the network has no 'input' shape", net.pos, "add e.g.: input 3x32x32")
     if net.classes is None:
@@ -65,6 +73,8 @@ def check_network(files: list[ast.SpecFile], root: ast.SpecFile, overrides: dict
     if classes < 1:
         raise ctx.error(f"classes must be >= 1, got {classes}", net.classes.pos)
     env = env.with_locals({"classes": classes})  # the network's classes, whatever a parameter is named
+    for req in net.requires:
+        check_require(req, env, ctx)
     expander = Expander(blocks, env, ctx)
     init = _check_init(net.init, expander, env, ctx)
     empty = ast.Seq((), net.pos)

@@ -147,10 +147,11 @@ def _find_import(imp: ast.Import, folders: list[Path], importer: ast.SpecFile) -
 
 
 def load_network(spec: str | Path, overrides: dict | None = None,
-                 input_shape: ir.Shape | None = None) -> ir.Network:
-    """The checked model of a spec (a path, a shipped spec name, or spec text)."""
+                 input_shape: ir.Shape | None = None, requires: bool = True) -> ir.Network:
+    """The checked model of a spec (a path, a shipped spec name, or spec text). A `require` that
+    does not hold raises ConstraintError; with requires=False it does not (check_network)."""
     files, root = load_files(spec)
-    return check_network(files, root, dict(overrides or {}), input_shape)
+    return check_network(files, root, dict(overrides or {}), input_shape, requires)
 
 
 @contextlib.contextmanager

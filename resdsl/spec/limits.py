@@ -15,6 +15,9 @@ MAX_STRING_CHARS = 4096  # every string, literal or computed
 MAX_REPEAT = 100_000  # blocks in one stage (`x COUNT`)
 MAX_BLOCK_INSTANCES = 200_000  # blocks in the whole network
 MAX_NESTING = 64  # block calls and shortcut branches inside one another while expanding
+MAX_LIST_LENGTH = 100_000  # items of every list, written or computed
+MAX_LIST_NESTING = 32  # lists inside lists
+MAX_LIST_WORK = 1_000_000  # list items built or walked (in, sum, a comprehension's steps) in one check
 
 INT_LIMIT = 1 << MAX_INT_BITS
 

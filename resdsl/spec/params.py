@@ -9,6 +9,8 @@ from ..errors import SourcePos, SpecError, did_you_mean
 from ..text import parse_value
 from .expressions import TYPE_WORDS, CheckContext, Names, coerce, evaluate
 from .limits import value_problem
+from .syntax import parse
+from .values import ListValue, make_list
 
 
 def _space(param: ast.Param, value_type: type, env: Names, ctx: CheckContext) -> ir.ParamSpace | None:
@@ -16,9 +18,18 @@ def _space(param: ast.Param, value_type: type, env: Names, ctx: CheckContext) ->
     if sp is None:
         return None
     what = f"the search space of '{param.name}'"
+    if value_type is ListValue:
+        raise ctx.error(f"'{param.name}' is a list: a list parameter has no search space", sp.pos,
+                        "search the numbers it is made of: param w = 16 in [16, 32]; let widths = [w, 2 * w]")
     if sp.kind == "choice":
-        choices = tuple(coerce(evaluate(e, env, ctx), value_type, f"a choice of '{param.name}'", e.pos, ctx)
-                        for e in sp.values)
+        listed = sp.values[0]
+        if isinstance(listed, ast.ListLit):  # each choice where it is written
+            values = [(evaluate(e, env, ctx), e.pos) for e in listed.items]
+        else:  # a comprehension: its values, all at it
+            values = [(v, listed.pos) for v in evaluate(listed, env, ctx)]
+        if not values:
+            raise ctx.error(f"{what} is an empty choice", sp.pos)
+        choices = tuple(coerce(v, value_type, f"a choice of '{param.name}'", pos, ctx) for v, pos in values)
         return ir.ParamSpace("choice", choices=choices)
     if value_type not in (int, float):
         raise ctx.error(f"{what} is a range, but '{param.name}' is {TYPE_WORDS[value_type]}", sp.pos,
@@ -109,6 +120,8 @@ def _check_override_names(files: list[ast.SpecFile], overrides: dict) -> None:
 
 def _override(name: str, raw, want: type, space: ir.ParamSpace | None, pos: SourcePos, ctx: CheckContext):
     """The value of `--NAME RAW` for a parameter of type `want`, checked against the limits and its space."""
+    if want is ListValue:
+        return _list_override(name, raw, pos, ctx)
     try:
         value = parse_value(raw, want)
     except (ValueError, TypeError):
@@ -119,6 +132,42 @@ def _override(name: str, raw, want: type, space: ir.ParamSpace | None, pos: Sour
     if space is not None and not space.contains(value):
         raise ctx.error(f"--{name} {ir._show(value)} is outside the declared space {space.describe()}", pos)
     return value
+
+
+def _list_override(name: str, raw, pos: SourcePos, ctx: CheckContext) -> ListValue:
+    """A list parameter's value: a list (the Python API), or text written as in a spec and
+    naming nothing: --widths "[16, 32, 64]" (or 16,32,64)."""
+    hint = f'write the list as in a spec, e.g. --{name} "[16, 32, 64]"'
+    if isinstance(raw, str):
+        text = raw.strip()
+        source = text if text.startswith("[") else f"[{text}]"
+        try:
+            value = evaluate(parse(f"let v = {source}\n").lets[0].value, Names({}), CheckContext({}))
+        except SpecError as e:
+            raise ctx.error(f"--{name} {raw}: not a list of values ({e.message})", pos, hint) from None
+        if type(value) is not ListValue:
+            raise ctx.error(f"--{name} {raw}: not a list", pos, hint)
+        return value
+    if not isinstance(raw, (list, tuple)):
+        raise ctx.error(f"--{name} {raw!r}: '{name}' takes a list", pos, hint)
+    return _python_list(name, raw, pos, ctx)
+
+
+def _python_list(name: str, items, pos: SourcePos, ctx: CheckContext) -> ListValue:
+    """A list given from Python: every item a value of the language, within the limits."""
+    values = []
+    for item in items:
+        if isinstance(item, (list, tuple)):
+            values.append(_python_list(name, item, pos, ctx))
+        elif type(item) in (int, float, bool, str) and not value_problem(item):
+            values.append(item)
+        else:
+            raise ctx.error(f"--{name}: the item {item!r} is not a value a spec can hold "
+                            "(integers, numbers, true/false, strings and lists, within the limits)", pos)
+    try:
+        return make_list(values)
+    except ValueError as e:
+        raise ctx.error(f"--{name}: {e}", pos) from None
 
 
 def used_names(read: set[str], reads: dict[str, set[str]]) -> set[str]:

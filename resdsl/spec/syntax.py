@@ -20,7 +20,7 @@ _TERMINAL_WORDS = {
     "SHAPE": "a shape such as 3x32x32", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'",
     "SEMICOLON": "';'", "EQUAL": "'='", "COMP_OP": "a comparison", "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*', '/', '//' or '%'", "SIGN": "'-' or '+'", "NOT": "'not'", "__ANON_0": "'..'",
+    "MUL_OP": "'*', '/', '//' or '%'", "POW_OP": "'**'", "SIGN": "'-' or '+'", "NOT": "'not'", "__ANON_0": "'..'",
     "$END": "end of file",
 }
 
@@ -122,6 +122,48 @@ class _ToAst(Transformer):
         return ast.UnaryOp("-", len(minus), operand, self._pos(minus[-1]))
 
     @v_args(meta=True)
+    def membership(self, meta, c):
+        """x in xs, x not in xs: a comparison, so one Chain of one operator (placed at the list,
+        which is what a wrong type there is about)."""
+        left, *negated, right = c
+        return ast.Chain(left, (("not in" if negated else "in", right, right.pos),), self._pos(meta))
+
+    @v_args(meta=True)
+    def power(self, meta, c):
+        """operand (** SIGN* operand)+, kept flat; the minus signs go with the operand after them."""
+        rest, minus, op_pos = [], 0, None
+        for child in c[1:]:
+            if isinstance(child, Token) and child.type == "POW_OP":
+                minus, op_pos = 0, self._pos(child)
+            elif isinstance(child, Token):  # SIGN
+                minus += child == "-"
+            else:
+                rest.append((minus, child, op_pos))
+        return ast.Power(c[0], tuple(rest), self._pos(meta))
+
+    @v_args(meta=True)
+    def index(self, meta, c):
+        return ast.Index(c[0], tuple(c[1:]), self._pos(meta))
+
+    @v_args(meta=True)
+    def func_call(self, meta, c):
+        name, args = c
+        return ast.FuncCall(str(name), args or (), self._pos(name))
+
+    @v_args(meta=True)
+    def list_lit(self, meta, c):
+        return ast.ListLit(tuple(e for e in c if e is not None), self._pos(meta))
+
+    @v_args(meta=True)
+    def list_comp(self, meta, c):
+        element, name, iterable, condition = c
+        return ast.Comprehension(element, str(name), iterable, condition, self._pos(meta))
+
+    @v_args(meta=True)
+    def require_stmt(self, meta, c):
+        return ast.Require(c[0], c[1], self._pos(meta))
+
+    @v_args(meta=True)
     def cond(self, meta, c):
         *pairs, otherwise = c
         cases = tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
@@ -167,7 +209,7 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def choice_space(self, meta, c):
-        return ast.Space("choice", tuple(c), self._pos(meta))
+        return ast.Space("choice", (c[0],), self._pos(meta))
 
     @v_args(meta=True)
     def range_space(self, meta, c):
@@ -232,7 +274,12 @@ class _ToAst(Transformer):
         name, *items = c
         found: dict[str, tuple] = {}
         stages = []
-        for kind, value, pos in items:
+        requires = []
+        for item in items:
+            if isinstance(item, ast.Require):
+                requires.append(item)
+                continue
+            kind, value, pos = item
             if kind == "stage":
                 stages.append(value)
                 continue
@@ -246,7 +293,8 @@ class _ToAst(Transformer):
             input=found.get("input", (None,))[0],
             classes=found.get("classes", (None,))[0],
             stem=stem, stem_name=stem_name, stages=tuple(stages),
-            head=found.get("head", (None,))[0], pos=self._pos(name), init=found.get("init", (None,))[0])
+            head=found.get("head", (None,))[0], pos=self._pos(name), init=found.get("init", (None,))[0],
+            requires=tuple(requires))
 
 
 def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
@@ -269,7 +317,7 @@ def parse(text: str, path: str = "<spec>") -> ast.SpecFile:
     spec = ast.SpecFile(path=path, text=text)
     for item in items:
         {ast.Import: spec.imports, ast.Param: spec.params, ast.Let: spec.lets,
-         ast.BlockDef: spec.blocks, ast.NetworkDef: spec.networks}[type(item)].append(item)
+         ast.BlockDef: spec.blocks, ast.NetworkDef: spec.networks, ast.Require: spec.requires}[type(item)].append(item)
     return spec
 
 

@@ -90,7 +90,9 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
 
     shape = train.get("input_shape")
     spec_arg = str(Path(spec).resolve()) if Path(spec).is_file() else spec
-    net = load_network(spec_arg, overrides, shape)
+    # The plan checks everything but the spec's `require`s: whether those hold is a matter of each
+    # design (as a limit is), so a design they reject is rejected when it is sampled.
+    net = load_network(spec_arg, overrides, shape, requires=False)
 
     train = dict(train)
     train["recipe"] = choose("--recipe", train["recipe"].strip().lower(), RECIPES, SweepError)
@@ -103,7 +105,7 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
 
         err_console.print("resdsl: warning: optimising the test error tunes the configuration on "
                           "the test set; its test error is then an optimistic estimate")
-    base = resolve(TrainConfig(spec=spec_arg, overrides=overrides, **train))
+    base = resolve(TrainConfig(spec=spec_arg, overrides=overrides, **train), requires=False)
 
     if sampler is None:
         sampler = "grid" if opts.grid else "tpe"
@@ -111,14 +113,14 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
     def validate(target: str, key: str, value) -> None:
         """Check one swept value now, so a bad one fails before any trial."""
         if target == "spec":
-            load_network(spec_arg, {**overrides, key: value}, shape)
+            load_network(spec_arg, {**overrides, key: value}, shape, requires=False)
         else:
             kw = {**train, key: value}
             if key == "epochs":
                 kw["iters"] = None
             if key == "iters":
                 kw["epochs"] = None
-            resolve(TrainConfig(spec=spec_arg, overrides=overrides, **kw))
+            resolve(TrainConfig(spec=spec_arg, overrides=overrides, **kw), requires=False)
 
     space = build_space(net, list(opts.grid), overrides, sampler, opts.seeds, validate)
     if any(d.name in ("iters", "epochs") for d in space.dims) and (

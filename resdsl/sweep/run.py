@@ -106,6 +106,10 @@ def _why_rejected(rejected: list, plan: SweepPlan) -> tuple[str, str]:
             parts.append(f"{len(values)} over --max-{what} {format_count(limit)} "
                          f"(the smallest {format_count(min(values))})")
             hints.append(f"raise --max-{what}")
+    unmet = [t for t in rejected if t.user_attrs.get("status") == "constraint"]
+    if unmet:
+        parts.append(f"{len(unmet)} that break a require of the spec, e.g. trial {unmet[0].number} "
+                     f"{_params(unmet[0])}: {unmet[0].user_attrs.get('reason')}")
     invalid = [t for t in rejected if t.user_attrs.get("status") == "invalid"]
     if invalid:
         parts.append(f"{len(invalid)} whose spec does not check, e.g. trial {invalid[0].number} "

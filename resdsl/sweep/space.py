@@ -198,6 +198,9 @@ def build_space(net, grid_items: list[str], fixed: dict, sampler: str, seeds: in
             raise SweepError(f"{key} is both fixed (--{key} {fixed[key]}) and swept (--grid {key}=...); "
                              "drop one")
         ptype = net.param_types.get(key, type(net.params[key])) if target == "spec" else TRAIN_FIELDS[key]
+        if issubclass(ptype, tuple):  # a list parameter (resdsl.spec.values.ListValue)
+            raise SweepError(f"--grid {key}: '{key}' is a list; a grid lists numbers, strings or true/"
+                             "false: sweep the parameters its items are computed from")
         values = [_grid_value(key, v, ptype) for v in raw_values]
         if len(set(map(repr, values))) != len(values):
             raise SweepError(f"--grid {key}: two values are the same number ({', '.join(raw_values)})")

@@ -16,8 +16,9 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
 - Where a server storage has no such lock (MySQL) and two machines queue the same point at the
   same moment, the later trial is recorded PRUNED as "duplicate" when popped.
 
-Rejected designs: a trial whose design is over --max-flops/--max-params, or whose spec fails to
-check with its parameters, is told PRUNED with status ``over_budget`` or ``invalid`` and its
+Rejected designs: a trial whose design is over --max-flops/--max-params, breaks a ``require`` of
+the spec, or whose spec fails to check with its parameters, is told PRUNED with status
+``over_budget``, ``constraint`` (the reason is the spec's message) or ``invalid`` and its
 reason, before anything is trained. It does not count toward --trials: --trials N means N
 trained (or reused) designs, and the sampler is asked again. Each rejection also sets Optuna
 constraints (``trial.set_constraint``: how far over each limit it is), so TPE learns where the
@@ -33,9 +34,9 @@ queued trial (``optuna.Trial(study, trial_id)``) and reading a queued trial's pa
 ``fixed_params`` system attribute ``enqueue_trial`` writes).
 
 Every trial records in its user attributes: ``status`` (completed, diverged, failed, pruned,
-over_budget, invalid, duplicate, interrupted, killed), ``reason``, ``run_dir``, ``config_hash``,
-``reused_from``, ``params_count``, ``flops``, the final metrics, ``runs`` (one entry per
-seed) and, while and after it trains, ``progress`` (its run's latest iteration, loss, ETA:
+over_budget, constraint, invalid, duplicate, interrupted, killed), ``reason``, ``run_dir``,
+``config_hash``, ``reused_from``, ``params_count``, ``flops``, the final metrics, ``runs`` (one
+entry per seed) and, while and after it trains, ``progress`` (its run's latest iteration, loss, ETA:
 ``Heartbeat``). A single-objective study gets every evaluation of the first seed's run
 (``trial.report``; Optuna keeps no intermediate values for several objectives). A run
 folder's config.json gets ``"sweep": {"study", "trial", "params"}``.
@@ -63,7 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resdsl.errors import ResdslError, SweepError
+from resdsl.errors import ConstraintError, ResdslError, SweepError
 from resdsl.io import atomic_write_json
 from resdsl.record import first_line, is_completed, read_json, read_metrics
 from resdsl.sweep.space import COUNT_METRICS, SEED_PARAM, Objective, SearchSpace
@@ -75,11 +76,11 @@ HEARTBEAT_INTERVAL = 10     # seconds between a running trial's heartbeats
 PROGRESS_INTERVAL = 5
 GRACE_PERIOD = 40           # a RUNNING trial without a heartbeat for this long is dead
 MAX_STALE_RETRIES = 3       # heartbeat retries of one trial within a sweep
-FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "invalid",
-                  "duplicate")
+FINAL_STATUSES = ("completed", "diverged", "failed", "pruned", "over_budget", "constraint",
+                  "invalid", "duplicate")
 RETRY_STATUSES = (None, "running", "interrupted", "killed")
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")   # Optuna trial states of a trial that has ended
-REJECTED_STATUSES = ("over_budget", "invalid")  # designs refused before training (PRUNED)
+REJECTED_STATUSES = ("over_budget", "constraint", "invalid")  # designs refused before training (PRUNED)
 # Rejections in a row after which a tpe/random worker stops: each costs a spec check and about
 # ten storage commits (0.4 s on a busy disk with SQLite), and by then TPE has had 40 samples
 # guided by the constraints after its 10 random ones.
@@ -88,6 +89,9 @@ EXIT_NO_ADMISSIBLE = 3      # a worker's exit code after MAX_REJECTED_IN_A_ROW r
 # The constraint value of a design whose spec fails to check: farther from admissible for TPE
 # than any design that is merely over a limit (those are measured in multiples of the limit).
 INVALID_VIOLATION = 1e6
+# A design that breaks a `require` of the spec: infeasible by an amount the spec does not say,
+# so one limit's worth.
+REQUIRE_VIOLATION = 1.0
 SCAN_DEPTH = 5              # reports/sweeps/<study>/runs/<run> is 4 levels below reports/
 
 
@@ -274,7 +278,8 @@ def covers(t, plan: SweepPlan | None = None) -> bool:
 
 
 def is_rejected(t) -> bool:
-    """Was this trial's design refused before training (over a limit, or not checking)?"""
+    """Was this trial's design refused before training (over a limit, breaking a require, or not
+    checking)?"""
     return t.user_attrs.get("status") in REJECTED_STATUSES
 
 
@@ -613,6 +618,9 @@ class TrialRunner:
         try:
             r0 = resolve(cfg_for(seeds[0]))
             ns = summarize(r0.net)
+        except ConstraintError as e:  # a design the spec itself does not admit
+            self.reject(trial, "constraint", _first_line(e), {"requires": REQUIRE_VIOLATION})
+            return False
         except ResdslError as e:
             self.reject(trial, "invalid", _first_line(e), {"checks": INVALID_VIOLATION})
             return False

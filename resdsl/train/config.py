@@ -181,9 +181,10 @@ def parse_warmup(value: str | None, depth: int, recipe: str, lr: float,
             "max_iters": n if iters is None else min(n, iters), "why": "requested"}
 
 
-def resolve(cfg: TrainConfig) -> ResolvedConfig:
+def resolve(cfg: TrainConfig, requires: bool = True) -> ResolvedConfig:
     """The recipe preset overridden by every non-None field of ``cfg``, the spec loaded, all
-    values checked. Raises ``RunError`` (or ``SpecError`` for the spec) on nonsense."""
+    values checked. Raises ``RunError`` (or ``SpecError`` for the spec) on nonsense.
+    requires=False: the spec's `require`s need not hold (a sweep's plan; ``load_network``)."""
     from resdsl.spec.analysis import summarize
     from resdsl.spec import load_network
 
@@ -264,7 +265,7 @@ def resolve(cfg: TrainConfig) -> ResolvedConfig:
 
     input_shape = tuple(int(v) for v in cfg.input_shape) if cfg.input_shape is not None else None
     try:
-        net = load_network(cfg.spec, dict(cfg.overrides or {}), input_shape)
+        net = load_network(cfg.spec, dict(cfg.overrides or {}), input_shape, requires)
     except ResdslError:
         raise
     depth = summarize(net).depth
