@@ -55,7 +55,7 @@ class Cond:
 Expr = Union[Lit, Var, Chain, UnaryOp, Cond]
 
 
-# ---- statements inside a sequence (block body, stem, head, shortcut branch) ----
+# ---- statements inside a sequence (block body, stem, head, join branch) ----
 @dataclass(frozen=True)
 class Arg:
     name: str | None  # None for a positional argument
@@ -73,17 +73,41 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Add:
-    """Join the enclosing block's input: through an option expression, a branch, or identity."""
+class Join:
+    """x = x OP f(source): `add`, `mul` or `cat`, with an optional shortcut option (add only),
+    an optional `from NAME` source and an optional branch f."""
 
+    op: str  # "add", "mul", "cat"
     option: Expr | None
+    source: str | None  # None: the op's default source
+    source_pos: SourcePos | None
     branch: "Seq | None"
     pos: SourcePos
 
 
 @dataclass(frozen=True)
+class Save:
+    """`save NAME`: the current tensor, named for a later join's `from NAME`."""
+
+    name: str
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class If:
+    """`if c { ... } else if d { ... } else { ... }`: the first case whose test is true, else `otherwise`."""
+
+    cases: tuple[tuple["Expr", "Seq"], ...]  # (test, statements)
+    otherwise: "Seq | None"
+    pos: SourcePos
+
+
+Stmt = Union[Call, Join, Save, If]
+
+
+@dataclass(frozen=True)
 class Seq:
-    stmts: tuple[Union[Call, Add], ...]
+    stmts: tuple[Stmt, ...]
     pos: SourcePos
 
 
