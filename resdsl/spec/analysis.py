@@ -113,7 +113,8 @@ def summarize(net: ir.Network) -> NetSummary:
                          seq_params(net.head), seq_flops(net.head)))
     return NetSummary(
         name=net.name, params=sum(r.params for r in rows), flops=sum(r.flops for r in rows), depth=depth,
-        input_shape=net.input_shape, rows=rows, blocks=sorted({s.block for s in net.stages}))
+        input_shape=net.input_shape, rows=rows,
+        blocks=sorted({s.block for s in net.stages} | {s.first for s in net.stages if s.first is not None}))
 
 
 def shortcut_option(net: ir.Network) -> str | None:

@@ -52,7 +52,15 @@ class Cond:
     pos: SourcePos
 
 
-Expr = Union[Lit, Var, Chain, UnaryOp, Cond]
+@dataclass(frozen=True)
+class ListLit:
+    """[a, b, c]: a list of the items' values."""
+
+    items: tuple["Expr", ...]
+    pos: SourcePos
+
+
+Expr = Union[Lit, Var, Chain, UnaryOp, Cond, ListLit]
 
 
 # ---- statements inside a sequence (block body, stem, head, join branch) ----
@@ -152,9 +160,21 @@ class BlockDef:
 @dataclass(frozen=True)
 class StageDecl:
     name: str
+    index: Expr | None  # `stage s[i]:` appends the value of i to the name
     call: Call
     count: Expr
     stride: Expr | None
+    first: Call | None  # `first CALL`: the stage's first block, counted in `count`
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class StageFor:
+    """`for NAME in LIST { stage ... }`: the stage lines once per value of the list."""
+
+    name: str
+    iterable: Expr
+    body: tuple[Union[StageDecl, "StageFor"], ...]
     pos: SourcePos
 
 
@@ -165,7 +185,7 @@ class NetworkDef:
     classes: Expr | None
     stem: Seq | None
     stem_name: str | None
-    stages: tuple[StageDecl, ...]
+    stages: tuple[Union[StageDecl, StageFor], ...]
     head: Seq | None
     pos: SourcePos
 

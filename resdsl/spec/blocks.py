@@ -14,8 +14,10 @@ SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
 # Module names of join branches, numbered on per op: shortcut, shortcut2, gate, gate2, ...
 BRANCH_NAMES = {"add": "shortcut", "mul": "gate", "cat": "branch"}
 INPUT_POINT = "input"  # `from input`: the sequence's input
-# Names every block body sees beside its formals: the shape of its input.
+# Names every block body sees beside its formals: the shape of its input, and where it sits
+# among the stage blocks (only for blocks a stage repeats, and blocks called inside them).
 BLOCK_INPUT_NAMES = ("in_channels", "in_height", "in_width")
+STAGE_POSITION_NAMES = ("block_index", "stage_blocks", "stage_index", "net_block_index", "net_blocks")
 
 
 def conv_out(size: int, k: int, stride: int, pad: int, dilation: int = 1) -> int:
@@ -31,6 +33,7 @@ class Expander:
         self.ctx = ctx
         self.calling: list[str] = []
         self.depth = 0  # sequences being expanded inside one another: block bodies, join branches
+        self.stage_position: dict | None = None  # the STAGE_POSITION_NAMES of the stage block being expanded
 
     # -- arguments
     def _bind(self, call: ast.Call, names: tuple[str, ...], defaults: dict, env: Names, what: str) -> dict:
@@ -113,8 +116,19 @@ class Expander:
                             "use a smaller stride or kernel, more padding, or a larger input")
         return ir.Layer(kind, name, attrs, shape, out, call.pos)
 
-    def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None) -> ir.Seq:
-        """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride)."""
+    def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None,
+              position: dict | None = None) -> ir.Seq:
+        """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride),
+        position the block's place among the stage blocks when a stage repeats it."""
+        if position is None:
+            return self._block(call, env, shape, name, extra)
+        outer, self.stage_position = self.stage_position, position
+        try:
+            return self._block(call, env, shape, name, extra)
+        finally:
+            self.stage_position = outer
+
+    def _block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None) -> ir.Seq:
         ctx = self.ctx
         bdef = self.blocks[call.name]
         if call.name in self.calling:
@@ -134,7 +148,7 @@ class Expander:
                 raise ctx.error(f"'{k}' is set both here and by the stage's '{k}'", bound[k][1])
             bound[k] = (v, call.pos)
         # Defaults see the globals and the implicit names (c=in_channels), not other formals.
-        implicit = self.env.with_locals(dict(zip(BLOCK_INPUT_NAMES, shape)))
+        implicit = self.env.with_locals({**dict(zip(BLOCK_INPUT_NAMES, shape)), **(self.stage_position or {})})
         formals = {}
         for f in bdef.formals:
             if f.name in bound:
@@ -251,7 +265,7 @@ class Expander:
                 visited.add(bdef.name)
                 # Only which names are local matters here, not their values.
                 body_names = self.env.with_locals(dict.fromkeys(
-                    BLOCK_INPUT_NAMES + tuple(f.name for f in bdef.formals)))
+                    BLOCK_INPUT_NAMES + STAGE_POSITION_NAMES + tuple(f.name for f in bdef.formals)))
                 _note_reads([f.default for f in bdef.formals if f.default is not None], body_names)
                 pending.extend((s, body_names) for s in bdef.body.stmts)
             elif isinstance(stmt, ast.Join):

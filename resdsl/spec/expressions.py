@@ -13,7 +13,7 @@ from . import ast
 from ..errors import SourcePos, SpecError, did_you_mean
 from .limits import value_problem
 
-TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
 
 
 class CheckContext:
@@ -34,7 +34,7 @@ class CheckContext:
 
 # ---------------------------------------------------------------- expressions
 def type_name(v) -> str:
-    return {bool: "bool", int: "int", float: "float", str: "string"}.get(type(v), type(v).__name__)
+    return {bool: "bool", int: "int", float: "float", str: "string", list: "list"}.get(type(v), type(v).__name__)
 
 
 class Names(Mapping):
@@ -86,6 +86,8 @@ def evaluate(expr: ast.Expr, env: Names, ctx: CheckContext):
         return env[expr.name]
     if isinstance(expr, ast.Chain):
         return _chain(expr, env, ctx)
+    if isinstance(expr, ast.ListLit):
+        return [evaluate(item, env, ctx) for item in expr.items]
     if isinstance(expr, ast.Cond):
         for i, (value, test) in enumerate(expr.cases):
             t = evaluate(test, env, ctx)
@@ -123,6 +125,8 @@ def _note_reads(exprs: list[ast.Expr], env: Names) -> None:
             stack.append(e.otherwise)
         elif isinstance(e, ast.UnaryOp):
             stack.append(e.operand)
+        elif isinstance(e, ast.ListLit):
+            stack.extend(e.items)
 
 
 def _chain(expr: ast.Chain, env: Names, ctx: CheckContext):

@@ -81,13 +81,14 @@ class Seq:
 @dataclass
 class Stage:
     name: str
-    block: str
-    count: int
+    block: str  # the repeated block
+    count: int  # blocks in the stage, the first one included
     stride: int
     blocks: list[Seq]
     in_shape: Shape
     out_shape: Shape
     pos: SourcePos | None = None
+    first: str | None = None  # the first block, when `first` makes it differ from the rest
 
 
 @dataclass

@@ -15,6 +15,7 @@ MAX_STRING_CHARS = 4096  # every string, literal or computed
 MAX_REPEAT = 100_000  # blocks in one stage (`x COUNT`)
 MAX_BLOCK_INSTANCES = 200_000  # blocks in the whole network
 MAX_NESTING = 64  # block calls and shortcut branches inside one another while expanding
+MAX_LOOP_ITERATIONS = 100_000  # iterations of a network's `for` loops over stages, all together
 
 INT_LIMIT = 1 << MAX_INT_BITS
 

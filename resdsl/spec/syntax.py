@@ -127,6 +127,10 @@ class _ToAst(Transformer):
         cases = tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
         return ast.Cond(cases, otherwise, self._pos(meta))
 
+    @v_args(meta=True)
+    def list_lit(self, meta, c):
+        return ast.ListLit(tuple(e for e in c if e is not None), self._pos(meta))
+
     # ---- sequences ----
     @v_args(meta=True)
     def pos_arg(self, meta, c):
@@ -226,10 +230,14 @@ class _ToAst(Transformer):
         name, body = c
         return ("stem", (str(name) if name is not None else None, body), self._pos(meta))
 
+    def stage_decl(self, c):
+        name, index, call, count, stride, first = c
+        return ast.StageDecl(str(name), index, call, count, stride, first, self._pos(name))
+
     @v_args(meta=True)
-    def stage_decl(self, meta, c):
-        name, call, count, stride = c
-        return ("stage", ast.StageDecl(str(name), call, count, stride, self._pos(name)), self._pos(name))
+    def stage_for(self, meta, c):
+        name, iterable, *body = c
+        return ast.StageFor(str(name), iterable, tuple(body), self._pos(meta))
 
     @v_args(meta=True)
     def head_decl(self, meta, c):
@@ -240,10 +248,11 @@ class _ToAst(Transformer):
         name, *items = c
         found: dict[str, tuple] = {}
         stages = []
-        for kind, value, pos in items:
-            if kind == "stage":
-                stages.append(value)
+        for item in items:
+            if isinstance(item, (ast.StageDecl, ast.StageFor)):
+                stages.append(item)
                 continue
+            kind, value, pos = item
             if kind in found:
                 raise SpecError(f"the network declares '{kind}' twice", pos,
                                 hint=f"first declared at line {found[kind][1].line}")
