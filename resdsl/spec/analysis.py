@@ -84,18 +84,19 @@ def summarize(net: ir.Network) -> NetSummary:
                          seq_params(net.head), seq_flops(net.head)))
     return NetSummary(
         name=net.name, params=sum(r.params for r in rows), flops=sum(r.flops for r in rows), depth=depth,
-        input_shape=net.input_shape, rows=rows, blocks=sorted({s.block for s in net.stages}))
+        input_shape=net.input_shape, rows=rows,
+        blocks=sorted({s.block for s in net.stages} | {s.first for s in net.stages if s.first is not None}))
 
 
 def shortcut_option(net: ir.Network) -> str | None:
-    """The shortcut option of the network's stage blocks, read from their joins: "none" for a
+    """The shortcut option of the network's stage blocks, read from their add joins: "none" for a
     plain net, "A"/"B"/"C" for the paper's options, "identity"/"branch" otherwise; several
     kinds joined with "+". Identity joins beside option A or B joins are what those options do
     where the shape stays, so they do not count. None when the stages have no blocks."""
     options = set()
     for stage in net.stages:
         for block in stage.blocks:
-            options |= {j.option for j in _joins(block)}
+            options |= {j.option for j in _joins(block) if j.op == "add"}
     if not net.stages:
         return None
     if not options:

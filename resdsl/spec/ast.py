@@ -103,7 +103,10 @@ class FuncCall:
 Expr = Union[Lit, Var, Chain, UnaryOp, Cond, Power, ListLit, Comprehension, Index, FuncCall]
 
 
-# ---- statements inside a sequence (block body, stem, head, shortcut branch) ----
+Expr = Union[Lit, Var, Chain, UnaryOp, Cond, ListLit]
+
+
+# ---- statements inside a sequence (block body, stem, head, join branch) ----
 @dataclass(frozen=True)
 class Arg:
     name: str | None  # None for a positional argument
@@ -121,10 +124,14 @@ class Call:
 
 
 @dataclass(frozen=True)
-class Add:
-    """Join the enclosing block's input: through an option expression, a branch, or identity."""
+class Join:
+    """x = x OP f(source): `add`, `mul` or `cat`, with an optional shortcut option (add only),
+    an optional `from NAME` source and an optional branch f."""
 
+    op: str  # "add", "mul", "cat"
     option: Expr | None
+    source: str | None  # None: the op's default source
+    source_pos: SourcePos | None
     branch: "Seq | None"
     pos: SourcePos
 
@@ -139,8 +146,28 @@ class Require:
 
 
 @dataclass(frozen=True)
+class Save:
+    """`save NAME`: the current tensor, named for a later join's `from NAME`."""
+
+    name: str
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class If:
+    """`if c { ... } else if d { ... } else { ... }`: the first case whose test is true, else `otherwise`."""
+
+    cases: tuple[tuple["Expr", "Seq"], ...]  # (test, statements)
+    otherwise: "Seq | None"
+    pos: SourcePos
+
+
+Stmt = Union[Call, Join, Save, If, Require]
+
+
+@dataclass(frozen=True)
 class Seq:
-    stmts: tuple[Union[Call, Add, Require], ...]
+    stmts: tuple[Stmt, ...]
     pos: SourcePos
 
 
@@ -185,9 +212,21 @@ class BlockDef:
 @dataclass(frozen=True)
 class StageDecl:
     name: str
+    index: Expr | None  # `stage s[i]:` appends the value of i to the name
     call: Call
     count: Expr
     stride: Expr | None
+    first: Call | None  # `first CALL`: the stage's first block, counted in `count`
+    pos: SourcePos
+
+
+@dataclass(frozen=True)
+class StageFor:
+    """`for NAME in LIST { stage ... }`: the stage lines once per value of the list."""
+
+    name: str
+    iterable: Expr
+    body: tuple[Union[StageDecl, "StageFor"], ...]
     pos: SourcePos
 
 
@@ -198,7 +237,7 @@ class NetworkDef:
     classes: Expr | None
     stem: Seq | None
     stem_name: str | None
-    stages: tuple[StageDecl, ...]
+    stages: tuple[Union[StageDecl, StageFor], ...]
     head: Seq | None
     pos: SourcePos
     init: Call | None = None  # `init he(zero_last_bn=true)`; None: the default init

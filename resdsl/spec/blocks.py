@@ -6,11 +6,18 @@ from typing import Callable
 
 from . import ast, ir
 from ..errors import SourcePos, did_you_mean
-from .expressions import CheckContext, Names, check_require, coerce, evaluate
+from .expressions import CheckContext, Names, _note_reads, check_require, coerce, evaluate, type_name
 from .limits import MAX_BLOCK_INSTANCES, MAX_NESTING, value_problem
 from .primitives import PRIMITIVES, REQUIRED, Signature, conv_out, spec_primitive, spec_primitive_names
 
 SHORTCUT_OPTIONS = ("none", "identity", "A", "B", "C")
+# Module names of join branches, numbered on per op: shortcut, shortcut2, gate, gate2, ...
+BRANCH_NAMES = {"add": "shortcut", "mul": "gate", "cat": "branch"}
+INPUT_POINT = "input"  # `from input`: the sequence's input
+# Names every block body sees beside its formals: the shape of its input, and where it sits
+# among the stage blocks (only for blocks a stage repeats, and blocks called inside them).
+BLOCK_INPUT_NAMES = ("in_channels", "in_height", "in_width")
+STAGE_POSITION_NAMES = ("block_index", "stage_blocks", "stage_index", "net_block_index", "net_blocks")
 
 
 class Expander:
@@ -21,7 +28,8 @@ class Expander:
         self.env = env
         self.ctx = ctx
         self.calling: list[str] = []
-        self.depth = 0  # sequences being expanded inside one another: block bodies, shortcut branches
+        self.depth = 0  # sequences being expanded inside one another: block bodies, join branches
+        self.stage_position: dict | None = None  # the STAGE_POSITION_NAMES of the stage block being expanded
 
     # -- arguments
     def _bind(self, call: ast.Call, names: tuple[str, ...], defaults: dict, env: Names, what: str) -> dict:
@@ -93,8 +101,19 @@ class Expander:
             raise ctx.error(f"{call.name} gives {out[0]} channels", call.pos)
         return ir.Layer(kind, next_name(kind), attrs, shape, out, call.pos)
 
-    def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None) -> ir.Seq:
-        """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride)."""
+    def block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None = None,
+              position: dict | None = None) -> ir.Seq:
+        """Expand one call of a block into a sequence; extra holds arguments a stage adds (stride),
+        position the block's place among the stage blocks when a stage repeats it."""
+        if position is None:
+            return self._block(call, env, shape, name, extra)
+        outer, self.stage_position = self.stage_position, position
+        try:
+            return self._block(call, env, shape, name, extra)
+        finally:
+            self.stage_position = outer
+
+    def _block(self, call: ast.Call, env: Names, shape: ir.Shape, name: str, extra: dict | None) -> ir.Seq:
         ctx = self.ctx
         bdef = self.blocks[call.name]
         if call.name in self.calling:
@@ -113,16 +132,18 @@ class Expander:
             if k in bound:
                 raise ctx.error(f"'{k}' is set both here and by the stage's '{k}'", bound[k][1])
             bound[k] = (v, call.pos)
+        # Defaults see the globals and the implicit names (c=in_channels), not other formals.
+        implicit = self.env.with_locals({**dict(zip(BLOCK_INPUT_NAMES, shape)), **(self.stage_position or {})})
         formals = {}
         for f in bdef.formals:
             if f.name in bound:
                 formals[f.name] = bound[f.name][0]
             elif f.default is not None:
-                formals[f.name] = evaluate(f.default, self.env, ctx)
+                formals[f.name] = evaluate(f.default, implicit, ctx)
             else:
                 raise ctx.error(f"block '{call.name}' needs its '{f.name}' argument", call.pos,
                                 f"usage: {call.name}({', '.join(names)})")
-        local = self.env.with_locals(formals)
+        local = implicit.with_locals(formals)
         ctx.trace.append(f"block '{call.name}' called at {call.pos.path}:{call.pos.line}:{call.pos.col}")
         self.calling.append(call.name)
         try:
@@ -149,39 +170,156 @@ class Expander:
             return f"{kind}{counters[kind]}"
 
         items: list = []
+        points: dict[str, ir.Shape] = {INPUT_POINT: shape}  # what a join's `from NAME` can read
+        saved_at: dict[str, SourcePos] = {}
+        modules: dict[str, SourcePos] = {}  # module names taken in this sequence
         cur = shape
-        for stmt in body.stmts:
+        pending = list(reversed(body.stmts))  # a stack: the chosen branch of an `if` is pushed in place
+        while pending:
+            stmt = pending.pop()
+            if isinstance(stmt, ast.If):
+                pending.extend(reversed(self._chosen(stmt, env)))
+                continue
             if isinstance(stmt, ast.Require):
                 check_require(stmt, env, ctx)  # with this call's names; it adds no layer
                 continue
-            if isinstance(stmt, ast.Add):
-                item = self._join(stmt, env, shape, cur, next_name)
+            if isinstance(stmt, ast.Save):
+                if stmt.name == INPUT_POINT:
+                    raise ctx.error(f"'{INPUT_POINT}' names the sequence's input", stmt.pos,
+                                    "save the point under another name")
+                if stmt.name in saved_at:
+                    raise ctx.error(f"the point '{stmt.name}' is saved twice in this sequence", stmt.pos,
+                                    f"first saved at line {saved_at[stmt.name].line}; give each point its own name")
+                points[stmt.name] = cur
+                saved_at[stmt.name] = stmt.pos
+                items.append(ir.Save(stmt.name, cur, stmt.pos))
+                continue
+            if isinstance(stmt, ast.Join):
+                item = self._join(stmt, env, points, cur, next_name)
+                module = item.branch.name if item.branch is not None else None
             elif spec_primitive(stmt.name):
                 item = self._primitive(stmt, env, cur, next_name)
+                module = item.name
             elif stmt.name in self.blocks:
                 item = self.block(stmt, env, cur, next_name(stmt.name))
+                module = item.name
             else:
                 primitives = spec_primitive_names()
                 guess = did_you_mean(stmt.name, primitives + list(self.blocks))
                 raise ctx.error(f"unknown primitive or block '{stmt.name}'", stmt.pos,
                                 f"did you mean '{guess}'?" if guess else
                                 f"primitives: {', '.join(primitives)}; blocks: {', '.join(self.blocks) or 'none'}")
+            if module is not None:
+                if module in modules:
+                    raise ctx.error(f"two modules of this sequence would be named '{module}'", stmt.pos,
+                                    f"the other is at line {modules[module].line}; a block named like a join "
+                                    f"branch ({', '.join(BRANCH_NAMES.values())}) clashes with their numbering: "
+                                    "rename the block")
+                modules[module] = stmt.pos
             items.append(item)
             cur = item.out_shape
         return ir.Seq(name, block, items, shape, cur)
 
-    def _join(self, stmt: ast.Add, env: Names, block_in: ir.Shape, main: ir.Shape,
+    # -- statement-level if
+    def _chosen(self, stmt: ast.If, env: Names) -> tuple[ast.Stmt, ...]:
+        """The statements of the first case whose test is true (else those of `else`, or none). The
+        names the other cases read still count as read: another value takes those branches."""
+        for i, (test, body) in enumerate(stmt.cases):
+            value = evaluate(test, env, self.ctx)
+            if not isinstance(value, bool):
+                raise self.ctx.error(f"the condition of 'if' must be true or false, got {type_name(value)} "
+                                     f"{value!r}", test.pos, "compare it, e.g. if n > 0 { ... }")
+            if value:
+                later_tests = [t for t, _ in stmt.cases[i + 1:]]
+                others = [b for j, (_, b) in enumerate(stmt.cases) if j != i] + [stmt.otherwise]
+                self._note_untaken(later_tests, others, env)
+                return body.stmts
+        self._note_untaken([], [b for _, b in stmt.cases], env)
+        return stmt.otherwise.stmts if stmt.otherwise is not None else ()
+
+    def _note_untaken(self, tests: list[ast.Expr], seqs: list[ast.Seq | None], env: Names) -> None:
+        """Note, without evaluating, every global the given tests and statements read, through the
+        bodies (and formal defaults) of the blocks they call, each block once."""
+        _note_reads(tests, env)
+        pending = [(stmt, env) for seq in seqs if seq is not None for stmt in seq.stmts]
+        visited: set[str] = set()
+        while pending:
+            stmt, names = pending.pop()
+            if isinstance(stmt, ast.Call):
+                _note_reads([a.value for a in stmt.args], names)
+                bdef = self.blocks.get(stmt.name)
+                if bdef is None or bdef.name in visited:
+                    continue
+                visited.add(bdef.name)
+                # Only which names are local matters here, not their values.
+                body_names = self.env.with_locals(dict.fromkeys(
+                    BLOCK_INPUT_NAMES + STAGE_POSITION_NAMES + tuple(f.name for f in bdef.formals)))
+                _note_reads([f.default for f in bdef.formals if f.default is not None], body_names)
+                pending.extend((s, body_names) for s in bdef.body.stmts)
+            elif isinstance(stmt, ast.Join):
+                _note_reads([stmt.option] if stmt.option is not None else [], names)
+                if stmt.branch is not None:
+                    pending.extend((s, names) for s in stmt.branch.stmts)
+            elif isinstance(stmt, ast.If):
+                _note_reads([t for t, _ in stmt.cases], names)
+                for seq in [b for _, b in stmt.cases] + [stmt.otherwise]:
+                    if seq is not None:
+                        pending.extend((s, names) for s in seq.stmts)
+
+    # -- joins
+    def _join(self, stmt: ast.Join, env: Names, points: dict[str, ir.Shape], main: ir.Shape,
               next_name: Callable[[str], str]) -> ir.Join:
         ctx = self.ctx
-        name = next_name("add")
-        suffix = name[3:]
-        sc_name = "shortcut" if suffix == "1" else f"shortcut{suffix}"
+        name = next_name(stmt.op)
+        number = name[len(stmt.op):]
+        branch_name = BRANCH_NAMES[stmt.op] + ("" if number == "1" else number)
+        if stmt.source is None:
+            source = main if stmt.op == "mul" else points[INPUT_POINT]
+        elif stmt.source in points:
+            source = points[stmt.source]
+        else:
+            guess = did_you_mean(stmt.source, points)
+            raise ctx.error(f"unknown point '{stmt.source}'", stmt.source_pos,
+                            (f"did you mean '{guess}'? " if guess else "") +
+                            f"points saved before this {stmt.op}: {', '.join(points)}; name one with: save NAME")
+        if stmt.op == "add":
+            return self._add(stmt, env, source, main, name, branch_name)
+        branch = None if stmt.branch is None else self.seq(stmt.branch, env, source, branch_name, None)
+        operand = source if branch is None else branch.out_shape
+        what = f"its {BRANCH_NAMES[stmt.op]} gives" if branch is not None else \
+            f"'{stmt.source}' is" if stmt.source is not None else "the input is"
+        if stmt.op == "mul":
+            if operand[0] != main[0] or operand[1:] not in ((1, 1), main[1:]):
+                raise ctx.error(f"mul: the tensor is {fmt_shape(main)} but {what} {fmt_shape(operand)}", stmt.pos,
+                                f"mul needs {main[0]} channels and a 1x1 map (one factor per channel) or the "
+                                f"same {main[1]}x{main[2]} map")
+            out = main
+        else:
+            if operand[1:] != main[1:]:
+                raise ctx.error(f"cat: the maps differ: the tensor is {fmt_shape(main)} but {what} "
+                                f"{fmt_shape(operand)}", stmt.pos,
+                                "cat joins along channels: heights and widths must be equal")
+            out = (operand[0] + main[0], main[1], main[2])
+            problem = value_problem(out[0])
+            if problem:
+                raise ctx.error(f"cat gives {problem} channels", stmt.pos)
+        return ir.Join(name, stmt.op, "identity" if branch is None else "branch", branch, stmt.source,
+                       main, out, stmt.pos)
+
+    def _add(self, stmt: ast.Join, env: Names, source: ir.Shape, main: ir.Shape, name: str,
+             branch_name: str) -> ir.Join:
+        """x + source through a branch, or through a shortcut option: the paper's none, identity, A, B, C."""
+        ctx = self.ctx
+
+        def join(option: str, branch: ir.Seq | None) -> ir.Join:
+            return ir.Join(name, "add", option, branch, stmt.source, main, main, stmt.pos)
+
         if stmt.branch is not None:
-            branch = self.seq(stmt.branch, env, block_in, sc_name, None)
+            branch = self.seq(stmt.branch, env, source, branch_name, None)
             if branch.out_shape != main:
                 raise ctx.error(f"add: shapes differ: the block computes {fmt_shape(main)} but its shortcut branch "
                                 f"gives {fmt_shape(branch.out_shape)}", stmt.pos)
-            return ir.Join(name, "branch", branch, main, main, stmt.pos)
+            return join("branch", branch)
         option = "identity" if stmt.option is None else evaluate(stmt.option, env, ctx)
         if option not in SHORTCUT_OPTIONS:
             guess = did_you_mean(str(option), SHORTCUT_OPTIONS)
@@ -190,27 +328,28 @@ class Expander:
                             "options: none (plain), identity, A (zero-pad), B (project when the shape changes), "
                             "C (project always)")
         if option == "none":
-            return ir.Join(name, "none", None, main, main, stmt.pos)
-        same = block_in == main
+            return join("none", None)
+        same = source == main
         if option == "identity" or (same and option in ("A", "B")):
             if not same:
-                raise ctx.error(f"add: shapes differ: the block computes {fmt_shape(main)} from an input of "
-                                f"{fmt_shape(block_in)}", stmt.pos,
+                of = "an input" if stmt.source in (None, INPUT_POINT) else f"the point '{stmt.source}'"
+                raise ctx.error(f"add: shapes differ: the block computes {fmt_shape(main)} from {of} of "
+                                f"{fmt_shape(source)}", stmt.pos,
                                 "an identity shortcut needs equal shapes; use option A, B or C, or an add { ... } "
                                 "branch")
-            return ir.Join(name, option, None, main, main, stmt.pos)
-        stride = self._shortcut_stride(block_in, main, stmt.pos)
+            return join(option, None)
+        stride = self._shortcut_stride(source, main, stmt.pos)
         if option == "A":
-            if main[0] < block_in[0]:
-                raise ctx.error(f"add: option A cannot shrink channels ({block_in[0]} to {main[0]}): it only "
+            if main[0] < source[0]:
+                raise ctx.error(f"add: option A cannot shrink channels ({source[0]} to {main[0]}): it only "
                                 "zero-pads", stmt.pos, "use option B or C")
-            pad = ir.Layer("zeropad", "pad1", {"stride": stride, "out": main[0]}, block_in, main, stmt.pos)
-            return ir.Join(name, "A", ir.Seq(sc_name, None, [pad], block_in, main), main, main, stmt.pos)
+            pad = ir.Layer("zeropad", "pad1", {"stride": stride, "out": main[0]}, source, main, stmt.pos)
+            return join("A", ir.Seq(branch_name, None, [pad], source, main))
         # Options B and C: a 1x1 projection with the shortcut's stride, then BN.
         conv = ir.Layer("conv", "conv1", {"out": main[0], "k": 1, "stride": stride, "pad": 0, "groups": 1,
-                                          "dilation": 1, "bias": False}, block_in, main, stmt.pos)
+                                          "dilation": 1, "bias": False}, source, main, stmt.pos)
         bn = ir.Layer("bn", "bn1", {"eps": 1e-5, "momentum": 0.1}, main, main, stmt.pos)
-        return ir.Join(name, option, ir.Seq(sc_name, None, [conv, bn], block_in, main), main, main, stmt.pos)
+        return join(option, ir.Seq(branch_name, None, [conv, bn], source, main))
 
     def _shortcut_stride(self, block_in: ir.Shape, main: ir.Shape, pos: SourcePos) -> int:
         """The subsampling stride that takes the block input's map to the main path's map."""

@@ -10,35 +10,72 @@ from .inits import zeroed_bns
 from .primitives import PRIMITIVES
 
 
+# Steps of a SeqModule's plan.
+_LAYER, _SAVE, _ADD, _MUL, _CAT = range(5)
+_JOIN_STEPS = {"add": _ADD, "mul": _MUL, "cat": _CAT}
+# Modules whose output is a tensor of their own (never their input: unlike nn.Identity, or
+# nn.Dropout in eval mode), so an in-place layer right after them overwrites nothing anyone reads.
+_FRESH_OUTPUT = (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.MaxPool2d, nn.AvgPool2d,
+                 nn.AdaptiveAvgPool2d, nn.ReLU, nn.ReLU6, nn.SiLU, nn.GELU, nn.Sigmoid, nn.Hardswish)
+
+
 class SeqModule(nn.Module):
-    """x -> items(x), where each join adds the sequence's input through its shortcut: out = main + sc(input)."""
+    """x -> items(x): layers and sub-sequences in turn; a join combines x with its source (the
+    sequence's input, a saved point, or x itself), through its branch when it has one."""
 
     def __init__(self, seq: ir.Seq):
         super().__init__()
-        # The plan is a tuple of (is_join, module) so forward is one flat loop; joins of option "none"
-        # (plain nets) are left out entirely.
+        # The plan is a flat tuple of (step, module, source slot), so forward is one loop. Only the
+        # points a join reads are kept (slot 0 is the input); joins of option "none" (plain nets)
+        # are left out entirely.
+        read = {item.source for item in seq.items if isinstance(item, ir.Join) and item.source is not None}
+        slots = {"input": 0}
         plan = []
+        # Whether x is a tensor only this sequence holds: not its input (the caller may still read
+        # it) and not a kept point. An in-place layer (ReLU(inplace=True)) may only overwrite such x.
+        fresh = False
         for item in seq.items:
-            if isinstance(item, ir.Join):
+            if isinstance(item, ir.Save):
+                if item.name in read:
+                    slots[item.name] = len(slots)
+                    plan.append((_SAVE, None, None))
+                    fresh = False
+            elif isinstance(item, ir.Join):
                 if item.option == "none":
                     continue
-                module = SeqModule(item.shortcut) if item.shortcut is not None else None
+                module = SeqModule(item.branch) if item.branch is not None else None
                 if module is not None:
-                    self.add_module(item.shortcut.name, module)
-                plan.append((True, module))
+                    self.add_module(item.branch.name, module)
+                # mul's default source is x itself (None); add and cat read the input by default.
+                source = None if item.source is None and item.op == "mul" else slots[item.source or "input"]
+                plan.append((_JOIN_STEPS[item.op], module, source))
+                fresh = True
             else:
                 module = _build_layer(item) if isinstance(item, ir.Layer) else SeqModule(item)
                 self.add_module(item.name, module)
-                plan.append((False, module))
+                if getattr(module, "inplace", False) and not fresh:
+                    module.inplace = False
+                fresh = isinstance(module, _FRESH_OUTPUT)
+                plan.append((_LAYER, module, None))
         self._plan = tuple(plan)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        block_input = x
-        for is_join, module in self._plan:
-            if is_join:
-                x = x + (block_input if module is None else module(block_input))
-            else:
+        points = [x]
+        for step, module, source in self._plan:
+            if step == _LAYER:
                 x = module(x)
+            elif step == _SAVE:
+                points.append(x)
+            else:
+                y = x if source is None else points[source]
+                if module is not None:
+                    y = module(y)
+                if step == _ADD:
+                    x = x + y
+                elif step == _MUL:
+                    x = x * y
+                else:
+                    x = torch.cat((y, x), 1)
         return x
 
 

@@ -35,11 +35,14 @@ def _last_bns(seq: ir.Seq, prefix: str, names: list[str]) -> tuple[str | None, b
             inner_last, inner_adds = _last_bns(item, f"{prefix}.{item.name}", names)
             last = inner_last if inner_adds else inner_last or last
             adds = adds or inner_adds
-        else:
-            if item.shortcut is not None:
-                _last_bns(item.shortcut, f"{prefix}.{item.shortcut.name}", names)
-            if item.option != "none":  # a plain net's join adds nothing: its BN must stay
+        elif isinstance(item, ir.Join):
+            if item.branch is not None:
+                _last_bns(item.branch, f"{prefix}.{item.branch.name}", names)
+            if item.op == "add" and item.option != "none":  # a plain net's join adds nothing: its BN must stay
                 if last is not None:
                     names.append(last)
                 last, adds = None, True
+            elif item.op == "cat":  # x is no longer one branch's output: its BN is no residual's last
+                last = None
+            # mul (a gate such as squeeze-and-excitation) scales the branch: its BN stays the last
     return last, adds

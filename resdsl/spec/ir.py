@@ -29,47 +29,67 @@ class Layer:
 
 @dataclass
 class Join:
-    """out = main + shortcut(block input). option is none (plain: no sum), identity, A, B, C or branch."""
+    """x = x OP branch(source), or x OP source when branch is None.
+
+    op "add": x + ..., "mul": x * ... (a Cx1x1 factor broadcasts over the map), "cat": the
+    branch's channels, then x's, concatenated. The source is the sequence's input for add and
+    cat and the current tensor x for mul, unless `source` names a saved point (or "input").
+    option: add's shortcut option (none: no sum at all, identity, A, B, C) or "branch"; mul and
+    cat: "identity" or "branch". in_shape is x's shape before the join.
+    """
 
     name: str
+    op: str
     option: str
-    shortcut: "Seq | None"  # None: the block input itself
+    branch: "Seq | None"
+    source: str | None
     in_shape: Shape
     out_shape: Shape
+    pos: SourcePos | None = None
+
+
+@dataclass
+class Save:
+    """`save NAME`: the current tensor at this point of the sequence, read by a later join."""
+
+    name: str
+    shape: Shape
     pos: SourcePos | None = None
 
 
 @dataclass
 class Seq:
-    """A sequence of items whose joins refer to the sequence's own input (a block, stem, head)."""
+    """A sequence of items whose joins refer to the sequence's own input or its saved points
+    (a block, stem, head, or a join's branch)."""
 
     name: str
     block: str | None
-    items: list[Union[Layer, Join, "Seq"]]
+    items: list[Union[Layer, Join, Save, "Seq"]]
     in_shape: Shape
     out_shape: Shape
 
     def layers(self, shortcuts: bool = True) -> Iterator[Layer]:
-        """All primitives in order; with shortcuts=False only the main path."""
+        """All primitives in order; with shortcuts=False only the main path (no join branches)."""
         for item in self.items:
             if isinstance(item, Layer):
                 yield item
             elif isinstance(item, Seq):
                 yield from item.layers(shortcuts)
-            elif shortcuts and item.shortcut is not None:
-                yield from item.shortcut.layers(shortcuts)
+            elif shortcuts and isinstance(item, Join) and item.branch is not None:
+                yield from item.branch.layers(shortcuts)
 
 
 @dataclass
 class Stage:
     name: str
-    block: str
-    count: int
+    block: str  # the repeated block
+    count: int  # blocks in the stage, the first one included
     stride: int
     blocks: list[Seq]
     in_shape: Shape
     out_shape: Shape
     pos: SourcePos | None = None
+    first: str | None = None  # the first block, when `first` makes it differ from the rest
 
 
 @dataclass

@@ -18,6 +18,7 @@ MAX_NESTING = 64  # block calls and shortcut branches inside one another while e
 MAX_LIST_LENGTH = 100_000  # items of every list, written or computed
 MAX_LIST_NESTING = 32  # lists inside lists
 MAX_LIST_WORK = 1_000_000  # list items built or walked (in, sum, a comprehension's steps) in one check
+MAX_LOOP_ITERATIONS = 100_000  # iterations of a network's `for` loops over stages, all together
 
 INT_LIMIT = 1 << MAX_INT_BITS
 

@@ -186,17 +186,29 @@ class _ToAst(Transformer):
         name, args = c
         return ast.Call(str(name), args or (), self._pos(name))
 
-    @v_args(meta=True)
-    def add_option(self, meta, c):
-        return ast.Add(c[0], None, self._pos(meta))
+    def join_op(self, c):
+        return c[0]
 
     @v_args(meta=True)
-    def add_branch(self, meta, c):
-        return ast.Add(None, c[0], self._pos(meta))
+    def join_stmt(self, meta, c):
+        op, option, source, branch = c
+        if option is not None and op != "add":
+            raise SpecError(f"only add takes a shortcut option; {op} takes a branch", option.pos,
+                            f"write {op} {{ ... }} for a branch, or {op} from NAME for a saved point")
+        if option is not None and branch is not None:
+            raise SpecError("add takes a shortcut option or a branch, not both", branch.pos,
+                            "add(OPTION) projects the source as the option says; add { ... } computes it")
+        return ast.Join(str(op), option, None if source is None else str(source),
+                        None if source is None else self._pos(source), branch, self._pos(op))
+
+    def save_stmt(self, c):
+        return ast.Save(str(c[0]), self._pos(c[0]))
 
     @v_args(meta=True)
-    def add_identity(self, meta, c):
-        return ast.Add(None, None, self._pos(meta))
+    def if_stmt(self, meta, c):
+        *pairs, otherwise = c
+        cases = tuple((pairs[i], pairs[i + 1]) for i in range(0, len(pairs), 2))
+        return ast.If(cases, otherwise, self._pos(meta))
 
     @v_args(meta=True)
     def seq(self, meta, c):
@@ -256,10 +268,14 @@ class _ToAst(Transformer):
         name, body = c
         return ("stem", (str(name) if name is not None else None, body), self._pos(meta))
 
+    def stage_decl(self, c):
+        name, index, call, count, stride, first = c
+        return ast.StageDecl(str(name), index, call, count, stride, first, self._pos(name))
+
     @v_args(meta=True)
-    def stage_decl(self, meta, c):
-        name, call, count, stride = c
-        return ("stage", ast.StageDecl(str(name), call, count, stride, self._pos(name)), self._pos(name))
+    def stage_for(self, meta, c):
+        name, iterable, *body = c
+        return ast.StageFor(str(name), iterable, tuple(body), self._pos(meta))
 
     @v_args(meta=True)
     def head_decl(self, meta, c):
@@ -279,10 +295,10 @@ class _ToAst(Transformer):
             if isinstance(item, ast.Require):
                 requires.append(item)
                 continue
-            kind, value, pos = item
-            if kind == "stage":
-                stages.append(value)
+            if isinstance(item, (ast.StageDecl, ast.StageFor)):
+                stages.append(item)
                 continue
+            kind, value, pos = item
             if kind in found:
                 raise SpecError(f"the network declares '{kind}' twice", pos,
                                 hint=f"first declared at line {found[kind][1].line}")
