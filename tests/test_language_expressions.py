@@ -139,6 +139,20 @@ def test_names_in_comprehensions_are_their_own():
     assert value_of("[[i * 10 + j for j in range(i)] for i in range(3)]") == ((), (10,), (20, 21))
 
 
+def test_zip_and_comprehensions_that_unpack_pairs():
+    before = "let ws = [24, 56, 152]\nlet gs = [8, 16, 32]"
+    assert value_of("zip(ws, gs)", before) == ((24, 8), (56, 16), (152, 32))
+    assert value_of("zip(ws, [1])", before) == ((24, 1),)  # as long as the shortest list
+    assert value_of("[w // g for w, g in zip(ws, gs)]", before) == (3, 3, 4)
+    assert value_of("[a + b + c for a, b, c in [[1, 2, 3], [4, 5, 6]]]") == (6, 15)
+    e = error_of(f"{before}\nlet bad = [w for w, g in ws]\n{NET}")
+    assert (e.pos.line, e.pos.col) == (3, 26)  # at the list it unpacks
+    assert e.message == "'for w, g in' unpacks each item into 2 values, got int 24"
+    e = error_of(f"{before}\nlet bad = zip(ws, 3)\n{NET}")
+    assert (e.pos.line, e.pos.col) == (3, 19)
+    assert "needs a list, got int 3" in e.message
+
+
 def test_lists_in_params_lets_and_block_arguments():
     spec = textwrap.dedent("""\
         param widths = [8, 16]

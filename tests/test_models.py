@@ -177,8 +177,10 @@ def test_load_run_rebuilds_a_network_whose_spec_changed_since(tmp_path, monkeypa
 
 def test_list_specs_lists_the_shipped_networks():
     specs = resdsl.list_specs()
-    assert [s.name for s in specs] == ["cifar_6n2", "cifar_preact", "resnet18", "resnet34",
-                                       "resnet50", "resnet101", "resnet152"]   # not the prelude
+    assert [s.name for s in specs] == ["cifar_6n2", "cifar_preact", "mobilenetv2", "preact_resnet164", "regnet",
+                                       "resnet18", "resnet34", "resnet50", "resnet50d", "resnet101", "resnet152",
+                                       "resnet200", "resnext50_32x4d", "se_resnet50", "wide_resnet50_2",
+                                       "wrn28_10"]   # not the prelude
     by_name = {s.name: s for s in specs}
     r50 = by_name["resnet50"]
     assert (r50.params, r50.macs, r50.depth, r50.input_shape) == (25_557_032, 3_857_973_248, 50, (3, 224, 224))

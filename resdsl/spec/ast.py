@@ -76,7 +76,7 @@ class Comprehension:
     """[element for name in iterable if condition]"""
 
     element: "Expr"
-    name: str
+    names: tuple[str, ...]  # one name, or several that unpack each item: for w, g in zip(ws, gs)
     iterable: "Expr"
     condition: "Expr | None"
     pos: SourcePos

@@ -163,14 +163,22 @@ def _list_lit(expr: ast.ListLit, env: Names, ctx: CheckContext):
 
 def _comprehension(expr: ast.Comprehension, env: Names, ctx: CheckContext):
     items = evaluate(expr.iterable, env, ctx)
+    names = expr.names
     if type(items) is not ListValue:
-        raise ctx.error(f"'for {expr.name} in' needs a list, got {type_name(items)} {show(items)}",
+        raise ctx.error(f"'for {', '.join(names)} in' needs a list, got {type_name(items)} {show(items)}",
                         expr.iterable.pos, "range(n) is the list [0, 1, ..., n - 1]")
     ctx.list_items(len(items), expr.pos)
-    inner = env.with_locals({expr.name: None})
+    inner = env.with_locals(dict.fromkeys(names))
     out = []
     for item in items:
-        inner.local[expr.name] = item
+        if len(names) == 1:
+            inner.local[names[0]] = item
+        elif type(item) is not ListValue or len(item) != len(names):
+            raise ctx.error(f"'for {', '.join(names)} in' unpacks each item into {len(names)} values, got "
+                            f"{type_name(item)} {show(item)}", expr.iterable.pos,
+                            "zip(a, b) gives the pairs [a[0], b[0]], [a[1], b[1]], ...")
+        else:
+            inner.local.update(zip(names, item))
         if expr.condition is not None:
             keep = evaluate(expr.condition, inner, ctx)
             if not isinstance(keep, bool):
@@ -279,7 +287,7 @@ def _note_reads(exprs: list, env: Names) -> None:
             if e.name not in bound:
                 env.note_read(e.name)
         elif kind is ast.Comprehension:
-            inner = bound | {e.name}
+            inner = bound | set(e.names)
             stack.append((e.iterable, bound))
             stack.extend((x, inner) for x in (e.element, e.condition) if x is not None)
         else:

@@ -161,6 +161,12 @@ def _range(*args):
     return _new_list(numbers)
 
 
+def _zip(*lists):
+    for i, xs in enumerate(lists):
+        _list(xs, i)
+    return _new_list(_new_list(items) for items in zip(*lists))
+
+
 def _unique(xs):
     return _new_list(dict.fromkeys(_list(xs, 0)))
 
@@ -210,6 +216,7 @@ FUNCTIONS: dict[str, Function] = {
     "sum": Function(("list",), 1, _sum, "sum(list)"),
     "range": Function(("start", "stop", "step"), 1, _range,
                       "range(stop), range(start, stop) or range(start, stop, step)", variadic=True),
+    "zip": Function((), 1, _zip, "zip(a, b, ...): the lists' items side by side", variadic=True),
     "unique": Function(("list",), 1, _unique, "unique(list)"),
     "count": Function(("list", "value"), 2, _count, "count(list, value)"),
     "make_divisible": Function(("value", "divisor", "min_value"), 1, _make_divisible,

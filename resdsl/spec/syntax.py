@@ -156,8 +156,11 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def list_comp(self, meta, c):
-        element, name, iterable, condition = c
-        return ast.Comprehension(element, str(name), iterable, condition, self._pos(meta))
+        element, names, iterable, condition = c
+        return ast.Comprehension(element, names, iterable, condition, self._pos(meta))
+
+    def comp_names(self, c):
+        return tuple(str(t) for t in c)
 
     @v_args(meta=True)
     def require_stmt(self, meta, c):
