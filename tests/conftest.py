@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,32 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 @pytest.fixture
 def specs_dir() -> Path:
     return SPECS
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`resdsl ARGS` in this process, through the same entry point as the installed command."""
+    from resdsl.cli import main
+
+    old = sys.argv
+    sys.argv = ["resdsl", *map(str, args)]
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    finally:
+        sys.argv = old
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_reported_at(err, path, text: str, line: int, col: int, words=()) -> None:
+    """A SpecError names path:line:col, holds each of words, and shows the source line of `text`
+    with a caret under the column."""
+    message = str(err)
+    assert message.startswith(f"{path}:{line}:{col}: error: "), message
+    for w in words:
+        assert w in message, message
+    lines = message.splitlines()
+    assert lines[1].endswith(text.splitlines()[line - 1]), message
+    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1, message

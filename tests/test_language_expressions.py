@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from resdsl.cli import main
+from conftest import assert_reported_at, run_cli
 from resdsl.errors import ConstraintError, SpecError
 from resdsl.spec import load_network
 from resdsl.spec.analysis import summarize
@@ -360,15 +360,8 @@ def test_each_mistake_is_reported_at_its_place(tmp_path, before, line, col, word
     p.write_text(text)
     with pytest.raises(SpecError) as info:
         load_network(p)
-    err = info.value
-    assert not isinstance(err, ConstraintError)
-    message = str(err)
-    assert message.startswith(f"{p}:{line}:{col}: error: "), message
-    for w in words:
-        assert w in message, message
-    lines = message.splitlines()
-    assert lines[1].endswith(text.splitlines()[line - 1])
-    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1
+    assert not isinstance(info.value, ConstraintError)
+    assert_reported_at(info.value, p, text, line, col, words)
 
 
 # ---------------------------------------------------------------- require
@@ -450,25 +443,12 @@ def test_requires_need_not_hold_when_asked(req_spec):
 
 
 def test_cli_build_reports_a_failed_require_with_exit_2(req_spec, capsys):
-    code, err = _cli(["build", req_spec, "--width", "64", "--n", "2"], capsys)
+    code, _, err = run_cli(["build", req_spec, "--width", "64", "--n", "2"], capsys)
     assert code == 2 and "Traceback" not in err
     assert err.startswith(f"{req_spec}:6:3: error: a block of 128 channels is over the cap of 64\n"
                           "    6 |   require c <= cap,"), err
 
 
-def _cli(args, capsys) -> tuple[int, str]:
-    import sys
-
-    old = sys.argv
-    sys.argv = ["resdsl", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    return code, capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- hostile and mutated text

@@ -14,6 +14,8 @@ from resdsl.spec import checker, ir, load_network
 from resdsl.spec.analysis import summarize
 from resdsl.spec.compiler import compile_network
 
+from conftest import assert_reported_at
+
 
 def spec(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
@@ -589,11 +591,5 @@ def test_each_misuse_is_reported_at_its_place(tmp_path, what, old, new, line, co
     assert old in BASE
     bad = BASE.replace(old, new, 1)
     err = error_of(tmp_path, bad)
-    text = str(err)
-    assert (err.pos.line, err.pos.col) == (line, col), text
-    assert text.startswith(f"{tmp_path / 's.net'}:{line}:{col}: error: ")
-    for w in words:
-        assert w.format(path=tmp_path / "s.net") in text, text
-    lines = text.splitlines()
-    assert lines[1].endswith(bad.splitlines()[line - 1])
-    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1
+    assert (err.pos.line, err.pos.col) == (line, col), str(err)
+    assert_reported_at(err, tmp_path / "s.net", bad, line, col, [w.format(path=tmp_path / "s.net") for w in words])

@@ -17,7 +17,7 @@ from resdsl.spec.analysis import summarize
 from resdsl.spec.compiler import compile_network
 from resdsl.spec.primitives import PRIMITIVES, PrimitiveArg, ShapeError, register_primitive
 
-from conftest import REPO
+from conftest import REPO, assert_reported_at
 
 
 def one_layer(call: str, shape=(8, 12, 12)):
@@ -399,13 +399,7 @@ def test_mistakes_are_reported_at_their_place(tmp_path, what, old, new, line, co
     path.write_text(text)
     with pytest.raises(SpecError) as info:
         load_network(path)
-    message = str(info.value)
-    assert message.startswith(f"{path}:{line}:{col}: error: "), message
-    for w in words:
-        assert w in message, message
-    lines = message.splitlines()
-    assert lines[1].endswith(text.splitlines()[line - 1])
-    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1
+    assert_reported_at(info.value, path, text, line, col, words)
 
 
 def test_the_base_of_the_mistakes_builds():

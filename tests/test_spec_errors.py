@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from resdsl.errors import SpecError
 from resdsl.spec import load_network
 
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, assert_reported_at
 
 GOOD = textwrap.dedent("""\
     param n = 2 in 1..50
@@ -82,16 +82,7 @@ def test_each_mistake_is_reported_at_its_place(tmp_path, what, old, new, line, c
     assert old in GOOD
     err = error_of(tmp_path, GOOD.replace(old, new, 1))
     assert (err.pos.line, err.pos.col) == (line, col), str(err)
-    text = str(err)
-    assert text.startswith(f"{tmp_path / 'bad.net'}:{line}:{col}: error: ")
-    for w in words:
-        assert w in text, text
-    # The offending line with a caret under the column.
-    src_line = GOOD.replace(old, new, 1).splitlines()[line - 1]
-    lines = text.splitlines()
-    assert lines[1].endswith(src_line)
-    caret = lines[2]
-    assert caret.index("^") - caret.index("|") - 2 == col - 1
+    assert_reported_at(err, tmp_path / "bad.net", GOOD.replace(old, new, 1), line, col, words)
 
 
 def test_mismatch_names_both_shapes_with_a_branch(tmp_path):

@@ -10,12 +10,11 @@ import time
 import pytest
 
 from resdsl.spec.analysis import summarize
-from resdsl.cli import main
 from resdsl.errors import SpecError
 from resdsl.spec import load_network
 from resdsl.spec.limits import MAX_NESTING, MAX_SPEC_BYTES, MAX_STRING_CHARS, MAX_SYNTAX_DEPTH
 
-from conftest import REPO, SPECS
+from conftest import REPO, SPECS, run_cli
 
 NET = """network t {
   input 3x8x8
@@ -28,21 +27,6 @@ NET = """network t {
 
 def net_with(width: str, before: str = "") -> str:
     return before + NET.replace("WIDTH", width)
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    """`resdsl ARGS` in this process, through the same entry point as the installed command."""
-    old = sys.argv
-    sys.argv = ["resdsl", *map(str, args)]
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    finally:
-        sys.argv = old
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_spec_error(code, err, path, line, col, words):
