@@ -2,7 +2,9 @@
 code write them. Tests copy these weights into the compiled specs and compare outputs.
 
 Each module registers its submodules in the order the spec computes them (main path, then the
-shortcut), so parameters and buffers pair up one to one by position.
+shortcut), so parameters and buffers pair up one to one by position. In-place activations and
+adaptive average pooling as torchvision's models have them: bench/model_step.py times these
+references as the plain-PyTorch baseline.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ import math
 
 import torch
 from torch import nn
+
+
+def _pool(x):
+    """Global average pooling to (N, C), as torchvision's models do it."""
+    return torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
 
 
 def conv_bn(cin, cout, k, stride=1, groups=1):
@@ -24,11 +31,11 @@ class Bottleneck(nn.Module):
         super().__init__()
         width = int(planes * (base_width / 64.0)) * groups
         cout = planes * 4
-        self.body = nn.Sequential(*conv_bn(cin, width, 1), nn.ReLU(), *conv_bn(width, width, 3, stride, groups),
-                                  nn.ReLU(), *conv_bn(width, cout, 1))
+        self.body = nn.Sequential(*conv_bn(cin, width, 1), nn.ReLU(inplace=True), *conv_bn(width, width, 3, stride, groups),
+                                  nn.ReLU(inplace=True), *conv_bn(width, cout, 1))
         self.se = None
         if se_reduction:
-            self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout // se_reduction, 1), nn.ReLU(),
+            self.se = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout // se_reduction, 1), nn.ReLU(inplace=True),
                                     nn.Conv2d(cout // se_reduction, cout, 1), nn.Sigmoid())
         self.down = None
         if stride != 1 or cin != cout:
@@ -49,10 +56,10 @@ class ImageNetResNet(nn.Module):
     def __init__(self, layers, groups=1, base_width=64, se_reduction=0, deep_stem=False, classes=1000):
         super().__init__()
         if deep_stem:
-            self.stem = nn.Sequential(*conv_bn(3, 32, 3, 2), nn.ReLU(), *conv_bn(32, 32, 3), nn.ReLU(),
-                                      *conv_bn(32, 64, 3), nn.ReLU(), nn.MaxPool2d(3, 2, 1))
+            self.stem = nn.Sequential(*conv_bn(3, 32, 3, 2), nn.ReLU(inplace=True), *conv_bn(32, 32, 3), nn.ReLU(inplace=True),
+                                      *conv_bn(32, 64, 3), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
         else:
-            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+            self.stem = nn.Sequential(nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(inplace=True),
                                       nn.MaxPool2d(3, 2, 1))
         blocks, cin = [], 64
         for i, (planes, count) in enumerate(zip((64, 128, 256, 512), layers)):
@@ -64,7 +71,7 @@ class ImageNetResNet(nn.Module):
         self.fc = nn.Linear(cin, classes)
 
     def forward(self, x):
-        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+        return self.fc(_pool(self.blocks(self.stem(x))))
 
 
 def wide_resnet50_2():
@@ -97,8 +104,8 @@ class InvertedResidual(nn.Module):
     def __init__(self, cin, cout, stride, t):
         super().__init__()
         hidden = cin * t
-        layers = [] if t == 1 else [*conv_bn(cin, hidden, 1), nn.ReLU6()]
-        layers += [*conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6(), *conv_bn(hidden, cout, 1)]
+        layers = [] if t == 1 else [*conv_bn(cin, hidden, 1), nn.ReLU6(inplace=True)]
+        layers += [*conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6(inplace=True), *conv_bn(hidden, cout, 1)]
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 
@@ -114,18 +121,18 @@ class MobileNetV2(nn.Module):
         super().__init__()
         cin = make_divisible(32 * width_mult)
         last = make_divisible(1280 * max(1.0, width_mult))
-        layers = [*conv_bn(3, cin, 3, 2), nn.ReLU6()]
+        layers = [*conv_bn(3, cin, 3, 2), nn.ReLU6(inplace=True)]
         for t, c, n, s in self.SETTINGS:
             cout = make_divisible(c * width_mult)
             for i in range(n):
                 layers.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
                 cin = cout
-        layers += [*conv_bn(cin, last, 1), nn.ReLU6()]
+        layers += [*conv_bn(cin, last, 1), nn.ReLU6(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(last, classes))
 
     def forward(self, x):
-        return self.classifier(self.features(x).mean((2, 3)))
+        return self.classifier(_pool(self.features(x)))
 
 
 # ---------------------------------------------------------------- RegNetX (pycls)
@@ -150,8 +157,8 @@ def regnet_adjust(widths, group_width, bottleneck=1.0):
 class XBlock(nn.Module):
     def __init__(self, cin, cout, stride, group_width):
         super().__init__()
-        self.body = nn.Sequential(*conv_bn(cin, cout, 1), nn.ReLU(),
-                                  *conv_bn(cout, cout, 3, stride, groups=cout // group_width), nn.ReLU(),
+        self.body = nn.Sequential(*conv_bn(cin, cout, 1), nn.ReLU(inplace=True),
+                                  *conv_bn(cout, cout, 3, stride, groups=cout // group_width), nn.ReLU(inplace=True),
                                   *conv_bn(cout, cout, 1))
         self.proj = nn.Sequential(*conv_bn(cin, cout, 1, stride)) if (cin != cout or stride != 1) else None
 
@@ -164,7 +171,7 @@ class RegNetX(nn.Module):
         super().__init__()
         widths, depths = regnet_widths_depths(w0, wa, wm, depth)
         widths, groups = regnet_adjust(widths, group_width)
-        layers, cin = [*conv_bn(3, 32, 3, 2), nn.ReLU()], 32
+        layers, cin = [*conv_bn(3, 32, 3, 2), nn.ReLU(inplace=True)], 32
         for w, d, g in zip(widths, depths, groups):
             for i in range(d):
                 layers.append(XBlock(cin, w, 2 if i == 0 else 1, g))
@@ -173,7 +180,7 @@ class RegNetX(nn.Module):
         self.fc = nn.Linear(cin, classes)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        return self.fc(_pool(self.features(x)))
 
 
 # ---------------------------------------------------------------- CIFAR: pre-activation ResNet-164, WRN-28-10
@@ -183,10 +190,10 @@ class PreActBottleneck(nn.Module):
     def __init__(self, cin, planes, stride):
         super().__init__()
         cout = planes * 4
-        self.pre = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
-        self.body = nn.Sequential(nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(),
+        self.pre = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(nn.Conv2d(cin, planes, 1, bias=False), nn.BatchNorm2d(planes), nn.ReLU(inplace=True),
                                   nn.Conv2d(planes, planes, 3, stride, 1, bias=False), nn.BatchNorm2d(planes),
-                                  nn.ReLU(), nn.Conv2d(planes, cout, 1, bias=False))
+                                  nn.ReLU(inplace=True), nn.Conv2d(planes, cout, 1, bias=False))
         self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if (stride != 1 or cin != cout) else None
 
     def forward(self, x):
@@ -202,12 +209,12 @@ class PreActResNet164(nn.Module):
             for j in range(n):
                 layers.append(PreActBottleneck(cin, planes, 2 if (i > 0 and j == 0) else 1))
                 cin = planes * 4
-        layers += [nn.BatchNorm2d(cin), nn.ReLU()]
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(cin, classes)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        return self.fc(_pool(self.features(x)))
 
 
 class WideBasic(nn.Module):
@@ -215,9 +222,9 @@ class WideBasic(nn.Module):
 
     def __init__(self, cin, cout, stride, dropout):
         super().__init__()
-        self.pre = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU())
+        self.pre = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU(inplace=True))
         self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.Dropout(dropout),
-                                  nn.BatchNorm2d(cout), nn.ReLU(), nn.Conv2d(cout, cout, 3, 1, 1, bias=False))
+                                  nn.BatchNorm2d(cout), nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False))
         self.proj = nn.Conv2d(cin, cout, 1, stride, bias=False) if (stride != 1 or cin != cout) else None
 
     def forward(self, x):
@@ -234,12 +241,12 @@ class WideResNet(nn.Module):
             for j in range(n):
                 layers.append(WideBasic(cin, width, 2 if (i > 0 and j == 0) else 1, dropout))
                 cin = width
-        layers += [nn.BatchNorm2d(cin), nn.ReLU()]
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
         self.fc = nn.Linear(cin, classes)
 
     def forward(self, x):
-        return self.fc(self.features(x).mean((2, 3)))
+        return self.fc(_pool(self.features(x)))
 
 
 # spec file -> (reference constructor, input shape, the parameter count issue 9 states)
