@@ -61,8 +61,9 @@ def sweep_command(
 
     Designs over --max-flops/--max-params, or whose spec does not check with the sampled values,
     are rejected before training: listed in the study (PRUNED, with the reason), not counted in
-    --trials. After 50 rejections in a row (tpe/random), or when every grid point is rejected,
-    the sweep stops with a message and exit code 2.
+    --trials. After 50 rejections in a row under tpe (500 under random; once designs are
+    admitted, 10 times the draws each took), or when every grid point is rejected, the sweep
+    stops with a message and exit code 2.
 
     Several machines on one study: give every machine the same --storage URL and --study NAME
     and its own --out (pip install 'resdsl[postgres]'; the password in PGPASSWORD or
