@@ -370,3 +370,43 @@ def test_random_goes_on_through_a_run_of_rejections_that_stops_tpe(require_spec,
         assert states[:5] == [("PRUNED", "constraint")] * 5
         assert states[-1] == ("COMPLETE", "completed") and len(run_dirs(tmp_path / sampler)) == 1
 
+
+def test_the_table_lists_a_few_rejected_designs_and_study_csv_all(require_spec, tmp_path,
+                                                                   monkeypatch, capsys):
+    """A sparse space rejects dozens of sampled designs per design it trains: the table at the
+    end of a tpe/random sweep shows the trained ones and the first 10 rejected, then says how
+    many more there are and why; study.csv keeps every trial."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from resdsl.sweep.display import show_results
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.sweep.study import make_storage, open_study
+    from resdsl.train.options import FIELDS
+
+    train = {f.name: f.default for f in FIELDS if f.name not in ("seed", "sync_bn")}
+    train.update(data="synthetic", iters=4)
+    plan = plan_sweep(str(require_spec), {}, train, SweepOptions(
+        sampler="random", trials=2, out=tmp_path / "s"))
+    study = open_study(plan, make_storage(plan.storage, heartbeat=False), create=True)
+    dist = {"n": IntDistribution(1, 3), "width": CategoricalDistribution([4, 8, 16])}
+    for k in range(30):
+        if k in (12, 29):
+            study.add_trial(create_trial(params={"n": 1, "width": 4}, distributions=dist,
+                                         values=[0.5], user_attrs={"status": "completed"}))
+        else:
+            status = "over_budget" if k % 3 == 0 else "constraint"
+            study.add_trial(create_trial(
+                params={"n": 3, "width": 16}, distributions=dist, state=TrialState.PRUNED,
+                user_attrs={"status": status, "reason": f"rejected {k}"}))
+    monkeypatch.setenv("COLUMNS", "120")
+    show_results(plan)
+    out = capsys.readouterr().out
+    shown = [int(line.split("│")[1]) for line in out.splitlines()
+             if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    assert shown == [*range(10), 12, 29]      # the first ten rejected, both trained
+    # 10, 11 and 13..28 left out: 15, 18, 21, 24 and 27 over the limit
+    assert (f"18 more design(s) rejected before training are not shown (13 constraint, "
+            f"5 over_budget); {tmp_path / 's' / 'study.csv'} lists every trial") in " ".join(
+                out.split())
+    assert (tmp_path / "s" / "study.csv").read_text().count(",PRUNED,") == 28
