@@ -410,3 +410,18 @@ def test_the_table_lists_a_few_rejected_designs_and_study_csv_all(require_spec, 
             f"5 over_budget); {tmp_path / 's' / 'study.csv'} lists every trial") in " ".join(
                 out.split())
     assert (tmp_path / "s" / "study.csv").read_text().count(",PRUNED,") == 28
+
+
+def test_the_give_up_message_names_a_rejected_design_by_short_numbers():
+    """As the table does: wa=36.44, not wa=36.44201553446822."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from resdsl.sweep.run import _why_rejected
+
+    t = create_trial(state=TrialState.PRUNED, params={"w0": 24, "wa": 36.44201553446822},
+                     distributions={"w0": IntDistribution(8, 256, step=8),
+                                    "wa": FloatDistribution(8.0, 256.0, log=True)},
+                     user_attrs={"status": "constraint", "reason": "5 stages"})
+    why, _ = _why_rejected([t], SimpleNamespace(max_flops=None, max_params=None))
+    assert why == f"1 that break a require of the spec, e.g. trial {t.number} w0=24 wa=36.44: 5 stages"
