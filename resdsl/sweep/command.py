@@ -34,7 +34,7 @@ def sweep_command(
              + ", ".join(ROW_METRICS + COUNT_METRICS) + "; two or more (e.g. error,flops) for a Pareto front."),
     pruner: str = typer.Option("none", "--pruner", metavar=choices_metavar(PRUNERS), autocompletion=complete_choices(PRUNERS),
         help="Stop unpromising trials early, from their intermediate evaluations."),
-    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G)."),
+    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G), counted at the input trained (the spec's, or --input)."),
     max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Reject designs with more parameters before training (e.g. 1.7M)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/STUDY)."),
     study_name: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the network's name and a hash of the sweep's settings)."),
@@ -81,6 +81,7 @@ def sweep_command(
       resdsl sweep cifar_6n2 --n 18 --grid shortcut=A,B,C --val-split 5000
       resdsl sweep cifar_6n2 --data synthetic --grid n=1,2 --grid lr=0.1,0.05 --iters 300 --workers 2
       resdsl sweep cifar_6n2 --sampler tpe --trials 40 --objective error,flops --max-flops 100M
+      resdsl sweep specs/regnet.net --sampler random --trials 32 --max-flops 400M --data synthetic
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
       resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://resdsl@dbhost:5432/resdsl --study plain-vs-res
     """
