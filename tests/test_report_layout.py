@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from resdsl.cli import app
 from resdsl.report.command import build_report
+from resdsl.report.figures import figure_png
 from test_report import write_run
 
 LONG = "runs/cifar_6n2-n3_shortcutA_width16-s{seed}-20250101-120000"
@@ -206,3 +208,65 @@ def test_edf_legend_keeps_values_and_run_counts_apart(tmp_path):
     legend = _figure(build_report(tmp_path), "sweep_d_edf").axes[0].get_legend()
     assert legend.get_title().get_text() == "n"
     assert [t.get_text() for t in legend.get_texts()] == ["all: 3 runs", "3: 2 runs", "5: 1 run"]
+
+
+# ---- a design space's sweep (specs/regnet.net): continuous and many-valued parameters ----
+
+def _space_trials(root: Path, draws: list[tuple[int, float]], responses: bool = False) -> None:
+    """Trials of study 'space', each with an integer w0 and a continuous wa."""
+    for t, (w0, wa) in enumerate(draws):
+        write_run(root, f"sweeps/space/runs/t{t:04d}", name="regnetx", depth=50, block="x_block",
+                  shortcut="B", iters=2, recipe_iters=2, test_err=0.5 + t / 100,
+                  responses=[1.0, 2.0, 3.0] if responses else None,
+                  sweep={"study": "space", "trial": t, "params": {"w0": w0, "wa": wa}})
+
+
+def test_edf_of_a_continuous_parameter_is_split_into_ranges_in_order(tmp_path):
+    """wa: 8 distinct fractional values, 4 quantile bins of 2, each named by the range of its
+    values (four significant digits); w0: 8 integer values (more than 6), binned the same way and
+    in numeric order, not as strings ('[104, 152]' before '[24, 56]')."""
+    was = [8.61, 210.3456789, 36.44201553446822, 12.5, 99.99, 150.0001, 20.25, 55.5]
+    _space_trials(tmp_path, list(zip([24, 56, 104, 152, 200, 232, 248, 256], was)))
+    legend = _figure(build_report(tmp_path, edf_param="wa"), "sweep_space_edf").axes[0].get_legend()
+    assert legend.get_title().get_text() == "wa"
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "all: 8 runs", "[8.61, 12.5]: 2 runs", "[20.25, 36.44]: 2 runs", "[55.5, 99.99]: 2 runs",
+        "[150, 210.3]: 2 runs"]
+    legend = _figure(build_report(tmp_path), "sweep_space_edf").axes[0].get_legend()
+    assert legend.get_title().get_text() == "w0"      # the default: the first swept parameter
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "all: 8 runs", "[24, 56]: 2 runs", "[104, 152]: 2 runs", "[200, 232]: 2 runs",
+        "[248, 256]: 2 runs"]
+
+
+def test_edf_of_too_few_trials_of_a_continuous_parameter_is_not_split(tmp_path):
+    """Three trials, three values of wa: one EDF of all of them, not three of one run each
+    named 36.44201553446822."""
+    _space_trials(tmp_path, [(24, 36.44201553446822), (56, 8.61), (104, 99.99)])
+    fig = next(f for f in build_report(tmp_path, edf_param="wa").figures.figures
+               if f.key == "sweep_space_edf")
+    legend = fig.figure.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["all: 3 runs"]
+    assert legend.get_title().get_text() == ""
+    assert fig.title == "Error distribution function: study space (reduced budget)"
+    assert "Not split by wa: 3 trials are too few" in fig.caption
+
+
+def test_figure7_names_a_sweep_trial_by_short_numbers_in_one_legend_beside(tmp_path):
+    """Trials named by their five sampled values would not fit a legend over each panel
+    (matplotlib then gives up the layout, with a warning): one legend beside both, the values to
+    four significant digits."""
+    for t, wa in enumerate((36.44201553446822, 8.61)):
+        write_run(tmp_path, f"sweeps/space/runs/t{t}", name="regnetx", depth=50, block="x_block",
+                  shortcut="B", iters=2, recipe_iters=2, responses=[1.0, 2.0 + t, 3.0],
+                  sweep={"study": "space", "trial": t, "params": {
+                      "w0": 24, "wa": wa, "wm": 2.4899999999999998, "depth": 13,
+                      "group_width": 8}})
+    fig = _figure(build_report(tmp_path), "figure7")
+    assert [ax.get_legend() for ax in fig.axes] == [None, None]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "ResNet-50 B w0=24 wa=36.44 wm=2.49 depth=13 group_width=8*",
+        "ResNet-50 B w0=24 wa=8.61 wm=2.49 depth=13 group_width=8*"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")     # "constrained_layout not applied ..."
+        figure_png(fig)

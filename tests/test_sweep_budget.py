@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from resdsl.cli import app
 from resdsl.errors import SweepError
+from resdsl.sweep.study import give_up_after
 from resdsl.text import format_count
 
 from conftest import REPO
@@ -310,3 +312,116 @@ def test_a_list_parameter_is_no_grid_dimension(tmp_path):
     assert str(r.exception) == ("--grid widths: 'widths' is a list; a grid lists numbers, strings or "
                                 "true/false: sweep the parameters its items are computed from")
     assert not (tmp_path / "bad").exists()
+
+
+# ---- how long a run of rejected designs a worker goes on through ----
+
+def _finished(status: str):
+    """A trial as the study records it: trained, or rejected before training with ``status``."""
+    from optuna.trial import TrialState, create_trial
+
+    if status == "completed":
+        return create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={"status": status})
+    return create_trial(state=TrialState.PRUNED, user_attrs={"status": status})
+
+
+def test_a_sparse_space_is_searched_for_as_long_as_its_admission_rate_asks():
+    """tpe learns from the rejections where the admissible designs lie; random does not, so it
+    draws longer before it takes a space for empty. Once designs are admitted, a worker gives up
+    only after ten times the draws per admitted design the study has needed."""
+    tpe, rnd = SimpleNamespace(sampler="tpe"), SimpleNamespace(sampler="random")
+    assert give_up_after(tpe, []) == 50 and give_up_after(rnd, []) == 500
+    none_admitted = [_finished("constraint")] * 40 + [_finished("over_budget")] * 30
+    assert give_up_after(tpe, none_admitted) == 50 and give_up_after(rnd, none_admitted) == 500
+    # RegNetX under --max-flops 400M at 224x224: 2 designs in 100 admitted
+    sparse = [_finished("completed")] * 4 + [_finished("constraint")] * 196
+    assert give_up_after(tpe, sparse) == 500 and give_up_after(rnd, sparse) == 500
+    sparser = [_finished("completed")] * 2 + [_finished("over_budget")] * 398
+    assert give_up_after(tpe, sparser) == give_up_after(rnd, sparser) == 2000
+    dense = [_finished("completed")] * 10 + [_finished("invalid")] * 10
+    assert give_up_after(tpe, dense) == 50 and give_up_after(rnd, dense) == 500
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_random_goes_on_through_a_run_of_rejections_that_stops_tpe(require_spec, tmp_path,
+                                                                   monkeypatch, sampler):
+    """The worker's own loop (in this process, with floors of 3 and 20 rejections in a row): five
+    designs the require refuses come first; tpe gives up after three, random trains a design
+    (3 of the 9 designs are refused: 15 more in a row, once in 14 million)."""
+    from resdsl.sweep import study as sweep_study
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.train.options import FIELDS
+
+    monkeypatch.setattr(sweep_study, "MAX_REJECTED_IN_A_ROW", 3)
+    monkeypatch.setattr(sweep_study, "MAX_REJECTED_IN_A_ROW_RANDOM", 20)
+    train = {f.name: f.default for f in FIELDS if f.name not in ("seed", "sync_bn", "tensorboard")}
+    train.update(data="synthetic", device="cpu", batch_size=16, iters=4, eval_every=2)
+    plan = plan_sweep(str(require_spec), {}, train, SweepOptions(
+        sampler=sampler, trials=1, reuse=False, out=tmp_path / sampler))
+    storage = sweep_study.make_storage(plan.storage)
+    study = sweep_study.open_study(plan, storage, create=True)
+    for _ in range(5):
+        study.enqueue_trial({"n": 3, "width": 16})
+    assert sweep_study.worker_loop(plan) is (sampler == "random")
+    states = [(t.state.name, t.user_attrs.get("status")) for t in study.get_trials()]
+    if sampler == "tpe":   # the two still queued are no admitted designs
+        assert states == [("PRUNED", "constraint")] * 3 + [("WAITING", None)] * 2
+    else:
+        assert states[:5] == [("PRUNED", "constraint")] * 5
+        assert states[-1] == ("COMPLETE", "completed") and len(run_dirs(tmp_path / sampler)) == 1
+
+
+def test_the_table_lists_a_few_rejected_designs_and_study_csv_all(require_spec, tmp_path,
+                                                                   monkeypatch, capsys):
+    """A sparse space rejects dozens of sampled designs per design it trains: the table at the
+    end of a tpe/random sweep shows the trained ones and the first 10 rejected, then says how
+    many more there are and why; study.csv keeps every trial."""
+    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from resdsl.sweep.display import show_results
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.sweep.study import make_storage, open_study
+    from resdsl.train.options import FIELDS
+
+    train = {f.name: f.default for f in FIELDS if f.name not in ("seed", "sync_bn")}
+    train.update(data="synthetic", iters=4)
+    plan = plan_sweep(str(require_spec), {}, train, SweepOptions(
+        sampler="random", trials=2, out=tmp_path / "s"))
+    study = open_study(plan, make_storage(plan.storage, heartbeat=False), create=True)
+    dist = {"n": IntDistribution(1, 3), "width": CategoricalDistribution([4, 8, 16])}
+    for k in range(30):
+        if k in (12, 29):
+            study.add_trial(create_trial(params={"n": 1, "width": 4}, distributions=dist,
+                                         values=[0.5], user_attrs={"status": "completed"}))
+        else:
+            status = "over_budget" if k % 3 == 0 else "constraint"
+            study.add_trial(create_trial(
+                params={"n": 3, "width": 16}, distributions=dist, state=TrialState.PRUNED,
+                user_attrs={"status": status, "reason": f"rejected {k}"}))
+    monkeypatch.setenv("COLUMNS", "120")
+    show_results(plan)
+    out = capsys.readouterr().out
+    shown = [int(line.split("│")[1]) for line in out.splitlines()
+             if line.startswith("│") and line.split("│")[1].strip().isdigit()]
+    assert shown == [*range(10), 12, 29]      # the first ten rejected, both trained
+    # 10, 11 and 13..28 left out: 15, 18, 21, 24 and 27 over the limit
+    assert (f"18 more design(s) rejected before training are not shown (13 constraint, "
+            f"5 over_budget); {tmp_path / 's' / 'study.csv'} lists every trial") in " ".join(
+                out.split())
+    assert (tmp_path / "s" / "study.csv").read_text().count(",PRUNED,") == 28
+
+
+def test_the_give_up_message_names_a_rejected_design_by_short_numbers():
+    """As the table does: wa=36.44, not wa=36.44201553446822."""
+    from optuna.distributions import FloatDistribution, IntDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from resdsl.sweep.run import _why_rejected
+
+    t = create_trial(state=TrialState.PRUNED, params={"w0": 24, "wa": 36.44201553446822},
+                     distributions={"w0": IntDistribution(8, 256, step=8),
+                                    "wa": FloatDistribution(8.0, 256.0, log=True)},
+                     user_attrs={"status": "constraint", "reason": "5 stages"})
+    why, _ = _why_rejected([t], SimpleNamespace(max_flops=None, max_params=None))
+    assert why == f"1 that break a require of the spec, e.g. trial {t.number} w0=24 wa=36.44: 5 stages"

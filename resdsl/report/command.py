@@ -127,7 +127,8 @@ def report_command(
     edf_param: Annotated[Optional[str], typer.Option(
         "--edf-param", metavar="NAME",
         help="Sweep parameter to split the error distribution function by "
-             "(default: the first swept parameter).")] = None,
+             "(default: the first swept parameter). A continuous one, or one of more than 6 "
+             "values, is split into up to 4 ranges with equal numbers of trials.")] = None,
 ) -> None:
     """Report run records as the paper's tables and figures, with the paper's numbers beside ours.
 

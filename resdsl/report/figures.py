@@ -5,8 +5,9 @@
   (ImageNet runs -> figure4, CIFAR-10 runs -> figure6).
 - Figure 7: standard deviations of layer responses, in layer order and sorted, one line per net
   (runs and sweep trials); a log axis when one net's responses dwarf another's.
-- Sweeps: the error distribution function (EDF) of a study's trials per value of one parameter,
-  and error against FLOPs / params with the Pareto front (minimize both) drawn as a step line.
+- Sweeps: the error distribution function (EDF) of a study's trained trials, all of them and per
+  value (or range of values: quantile bins) of one parameter, and error against FLOPs / params
+  with the Pareto front (minimize both) drawn as a step line.
 
 A figure is only made where there is data for it; `FigureSet.skipped` says what was not made and why.
 """
@@ -183,6 +184,9 @@ def curve_figures(rs: RunSet) -> FigureSet:
 # Figure 7 draws its std axis on a log scale when the largest response is this many times the
 # smallest: one net ten times the others would flatten them into the floor of a linear axis.
 LOG_SCALE_RATIO = 10.0
+# Up to this many nets, each panel has its legend; more (a sweep's trials) share one beside them.
+FIGURE7_LEGEND_IN_AXES = 6
+FIGURE7_LABEL_IN_AXES = 32       # characters of the longest label that fit two columns of one
 
 
 def response_figures(rs: RunSet) -> FigureSet:
@@ -199,7 +203,7 @@ def response_figures(rs: RunSet) -> FigureSet:
         ds = r.dataset or "unknown"
         # a trial is told from its study's other trials by the parameters it swept
         swept = {k: v for k, v in rs.sweep_params.get(r.run_dir, {}).items() if k != "seed"}
-        label = (net_label(r) + ("".join(f" {k}={v}" for k, v in swept.items()))
+        label = (net_label(r) + ("".join(f" {k}={_number(v)}" for k, v in swept.items()))
                  + ("*" if r.reduced else ""))
         # one line per net: the first run (lowest seed) of each configuration
         nets.setdefault(ds, {}).setdefault(label, (r, stds))
@@ -210,7 +214,11 @@ def response_figures(rs: RunSet) -> FigureSet:
         key = "figure7" if ds == "cifar10" or len(nets) == 1 else f"figure7_{slug(ds)}"
         items = sorted(by_label.items(), key=lambda kv: (kv[1][0].shortcut != "none",
                                                          -1 if pd.isna(kv[1][0].depth) else int(kv[1][0].depth)))
-        fig, axes = _new(2, 1, (8, 6.5))
+        # many nets, or long labels (a sweep's trials with their parameters): one legend beside
+        # both panels, not one over each that would cover it
+        beside = (len(items) > FIGURE7_LEGEND_IN_AXES
+                  or max(len(label) for label in by_label) > FIGURE7_LABEL_IN_AXES)
+        fig, axes = _new(2, 1, (12, 6.5) if beside else (8, 6.5))
         top, bottom = axes[0][0], axes[1][0]
         for (label, (r, stds)), c in zip(items, _colors(len(items))):
             ls = "--" if r.shortcut == "none" else "-"
@@ -227,7 +235,11 @@ def response_figures(rs: RunSet) -> FigureSet:
             if log:
                 ax.set_yscale("log")
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8, ncol=2)
+            if not beside:
+                ax.legend(fontsize=8, ncol=2)
+        if beside:
+            fig.legend(*top.get_legend_handles_labels(), loc="outside right upper", fontsize=7,
+                       ncol=1 if len(items) <= 30 else 2)
         title = f"Figure 7 style: std of layer responses ({ds})"
         fig.suptitle(title)
         caption = ("Responses are the outputs of each 3x3 layer after BN, before the nonlinearity. "
@@ -246,12 +258,51 @@ def edf(errors) -> tuple[np.ndarray, np.ndarray]:
     return e, np.arange(1, len(e) + 1) / len(e)
 
 
-def _param_groups(values: pd.Series) -> pd.Series:
+# The EDF split by one parameter: by its values where they are few and repeat (a grid, a
+# choice), else by up to EDF_BINS quantile bins of at least EDF_MIN_PER_BIN trials each (a
+# parameter with more than EDF_MAX_VALUES values, or a continuous one: fractional values, no two
+# trials alike); with fewer trials than two bins need, not split.
+EDF_MAX_VALUES = 6
+EDF_BINS = 4
+EDF_MIN_PER_BIN = 2
+
+
+def _number(v) -> str:
+    """A parameter's value in a legend: four significant digits (36.44, not 36.44201553446822)."""
+    if isinstance(v, (float, np.floating)) and not float(v).is_integer():
+        return f"{float(v):.4g}"
+    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)):
+        return str(int(v))
+    return str(v)
+
+
+def _param_groups(values: pd.Series) -> tuple[pd.Series, list[str]] | None:
+    """Each trial's group label and the labels in order (by value), or None when the trials
+    are too few to split a continuous or many-valued parameter (see EDF_MAX_VALUES)."""
     numeric = pd.to_numeric(values, errors="coerce")
-    if numeric.notna().all() and values.nunique() > 6:
-        bins = pd.qcut(numeric, q=4, duplicates="drop")
-        return bins.astype(str)
-    return values.astype(str)
+    is_number = numeric.notna().all() and not any(isinstance(v, (bool, np.bool_)) for v in values)
+    if not is_number:
+        labels = values.astype(str)
+        return labels, sorted(labels.unique(), key=_sort_key)
+    continuous = (bool((numeric != numeric.round()).any()) and numeric.nunique() == len(numeric)
+                  and len(numeric) >= 3)
+    if not continuous and numeric.nunique() <= EDF_MAX_VALUES:
+        labels = pd.Series([_number(v) for v in values], index=values.index)
+        order = sorted(dict.fromkeys(zip(numeric, labels)))
+        return labels, list(dict.fromkeys(label for _, label in order))
+    q = min(EDF_BINS, len(numeric) // EDF_MIN_PER_BIN)
+    if q < 2:
+        return None
+    bins = pd.qcut(numeric, q=q, labels=False, duplicates="drop")
+    labels = pd.Series("", index=values.index)
+    order = []
+    for b in sorted(bins.unique()):
+        members = numeric[bins == b]
+        lo, hi = members.min(), members.max()
+        label = _number(lo) if lo == hi else f"[{_number(lo)}, {_number(hi)}]"
+        labels[bins == b] = label
+        order.append(label)
+    return labels, order
 
 
 def check_edf_param(rs: RunSet, edf_param: str | None) -> None:
@@ -293,8 +344,8 @@ def sweep_figures(rs: RunSet, edf_param: str | None = None) -> FigureSet:
         elif not any(name in p for p in params):
             out.skipped.append((f"{key}_edf", f"study {study!r} does not sweep {name!r}"))
         else:
-            vals = pd.Series([p.get(name) for p in params], index=df.index)
-            groups = _param_groups(vals.where(vals.notna(), "(unset)"))
+            vals = pd.Series([p.get(name) for p in params], index=df.index, dtype=object)
+            split = _param_groups(vals.where(vals.notna(), "(unset)"))
             fig, axes = _new(1, 1, (6.5, 4.5))
             ax = axes[0][0]
             lo, hi = float(err.min()), float(err.max())
@@ -309,19 +360,25 @@ def sweep_figures(rs: RunSet, edf_param: str | None = None) -> FigureSet:
             # "n=3 (n=4)" would read as two values of one parameter when the swept one is n
             n = draw(err, color="black", lw=2.2)
             ax.lines[-1].set_label(f"all: {_runs(n)}")
-            for g, c in zip(sorted(groups.unique(), key=_sort_key), _colors(groups.nunique())):
-                n = draw(err[groups == g], color=c, lw=1.4)
-                ax.lines[-1].set_label(f"{g}: {_runs(n)}")
+            if split is not None:
+                groups, order = split
+                for g, c in zip(order, _colors(len(order))):
+                    n = draw(err[groups == g], color=c, lw=1.4)
+                    ax.lines[-1].set_label(f"{g}: {_runs(n)}")
             ax.set_xlim(lo - pad, hi + pad)
             ax.set_xlabel("test error (%)")
             ax.set_ylabel("cumulative prob.  F(e) = fraction with error < e")
             ax.set_ylim(0, 1.02)
             ax.grid(alpha=0.3)
-            ax.legend(fontsize=8, title=name, title_fontsize=8)
-            title = f"Error distribution function: study {study}, by {name}{mark}"
+            ax.legend(fontsize=8, title=name if split is not None else None, title_fontsize=8)
+            title = (f"Error distribution function: study {study}"
+                     + (f", by {name}" if split is not None else "") + mark)
             ax.set_title(title, fontsize=10)
-            out.figures.append(FigureOut(f"{key}_edf", title, fig,
-                                         "EDF as in Radosavovic et al., 'Designing Network Design Spaces'."))
+            caption = "EDF as in Radosavovic et al., 'Designing Network Design Spaces'."
+            if split is None:
+                caption += (f" Not split by {name}: {len(df)} trials are too few for "
+                            f"{EDF_MIN_PER_BIN} or more in each of two bins of its values.")
+            out.figures.append(FigureOut(f"{key}_edf", title, fig, caption))
         # error vs FLOPs / params with the Pareto front
         cols = [(c, lab) for c, lab in (("flops", "FLOPs"), ("params", "params"))
                 if df[c].notna().sum() >= 1]

@@ -34,7 +34,7 @@ def sweep_command(
              + ", ".join(ROW_METRICS + COUNT_METRICS) + "; two or more (e.g. error,flops) for a Pareto front."),
     pruner: str = typer.Option("none", "--pruner", metavar=choices_metavar(PRUNERS), autocompletion=complete_choices(PRUNERS),
         help="Stop unpromising trials early, from their intermediate evaluations."),
-    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G)."),
+    max_flops: Optional[str] = typer.Option(None, "--max-flops", metavar="N", help="Reject designs with more multiply-adds before training (e.g. 41M, 1.2G), counted at the input trained (the spec's, or --input)."),
     max_params: Optional[str] = typer.Option(None, "--max-params", metavar="N", help="Reject designs with more parameters before training (e.g. 1.7M)."),
     out: Optional[Path] = typer.Option(None, "--out", metavar="DIR", help="Study folder: study.db, study.csv, runs/ (default reports/sweeps/STUDY)."),
     study_name: Optional[str] = typer.Option(None, "--study", metavar="NAME", help="Study name (default: the network's name and a hash of the sweep's settings)."),
@@ -61,8 +61,9 @@ def sweep_command(
 
     Designs over --max-flops/--max-params, or whose spec does not check with the sampled values,
     are rejected before training: listed in the study (PRUNED, with the reason), not counted in
-    --trials. After 50 rejections in a row (tpe/random), or when every grid point is rejected,
-    the sweep stops with a message and exit code 2.
+    --trials. After 50 rejections in a row under tpe (500 under random; once designs are
+    admitted, 10 times the draws each took), or when every grid point is rejected, the sweep
+    stops with a message and exit code 2.
 
     Several machines on one study: give every machine the same --storage URL and --study NAME
     and its own --out (pip install 'resdsl[postgres]'; the password in PGPASSWORD or
@@ -80,6 +81,7 @@ def sweep_command(
       resdsl sweep cifar_6n2 --n 18 --grid shortcut=A,B,C --val-split 5000
       resdsl sweep cifar_6n2 --data synthetic --grid n=1,2 --grid lr=0.1,0.05 --iters 300 --workers 2
       resdsl sweep cifar_6n2 --sampler tpe --trials 40 --objective error,flops --max-flops 100M
+      resdsl sweep specs/regnet.net --sampler random --trials 32 --max-flops 400M --data synthetic
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
       resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://resdsl@dbhost:5432/resdsl --study plain-vs-res
     """

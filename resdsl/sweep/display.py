@@ -290,6 +290,11 @@ def _rel(path: str | None, out: Path) -> str:
         return str(path)
 
 
+# Rejected designs the result table of a tpe/random study lists: a sparse space (RegNetX under
+# --max-flops) rejects dozens per design it trains; study.csv lists them all.
+SHOWN_REJECTED = 10
+
+
 def print_table(df, plan: SweepPlan, out: Path) -> None:
     from rich.table import Table
     from rich.text import Text
@@ -297,6 +302,14 @@ def print_table(df, plan: SweepPlan, out: Path) -> None:
     if df.empty:
         console.print("the study has no trials yet")
         return
+    left_out = None
+    rejected = df["status"].isin(REJECTED_STATUSES)
+    if plan.sampler != "grid" and rejected.sum() > SHOWN_REJECTED:
+        # the first few rejected designs, and every design trained (a grid's rejected points
+        # are points it was asked for: all shown)
+        hidden = rejected & (rejected.cumsum() > SHOWN_REJECTED)
+        left_out = df.loc[hidden, "status"].value_counts()
+        df = df.loc[~hidden]
     names = plan.space.names
     table = Table(title=f"study {plan.study_name}", show_lines=False)
     cols = ["trial", *names] + (["seeds"] if "seeds" in df.columns else []) + ["state"]
@@ -328,6 +341,11 @@ def print_table(df, plan: SweepPlan, out: Path) -> None:
             cells.append(Text(str(v)))
         table.add_row(*cells)
     _print_fitted(table, breakable=("run / reason",))
+    if left_out is not None:
+        n = int(left_out.sum())
+        _print(f"{n} more design(s) rejected before training are not shown ("
+               + ", ".join(f"{int(k)} {status}" for status, k in left_out.items())
+               + f"); {out / 'study.csv'} lists every trial")
 
 
 def _print_fitted(table, breakable: tuple[str, ...]) -> None:

@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 
 from resdsl.cli_common import err_console
-from resdsl.sweep.display import Monitor, print_start
+from resdsl.sweep.display import Monitor, _params_text, print_start
 from resdsl.sweep.study import (
-    FINISHED, MAX_REJECTED_IN_A_ROW, SweepPlan, counts_toward_trials, covers, is_rejected,
+    FINISHED, SweepPlan, counts_toward_trials, covers, is_rejected,
     make_storage, open_study, point_key, prepare, start_workers, storage_lock,
     trial_params,
 )
@@ -85,7 +85,7 @@ def _nothing_to_run(plan: SweepPlan, study, waiting: int) -> bool:
 def _run_workers(plan: SweepPlan, deadline: float | None) -> bool:
     """Work through the queue with plan.workers worker processes, watched: a worker that dies
     of a native crash fails its trial and is replaced (resdsl.sweep.supervise). True when a
-    worker gave up after MAX_REJECTED_IN_A_ROW rejections."""
+    worker gave up after a run of rejections (resdsl.sweep.study.give_up_after)."""
     return run_workers(plan, deadline, start_workers, err_console)
 
 
@@ -119,17 +119,29 @@ def _why_rejected(rejected: list, plan: SweepPlan) -> tuple[str, str]:
 
 
 def _params(t) -> str:
-    return " ".join(f"{k}={v}" for k, v in trial_params(t).items())
+    """A trial's parameters as the table shows them (wa=36.44, not wa=36.44201553446822)."""
+    return _params_text(t)
+
+
+def _rejected_in_a_row(study) -> int:
+    """The rejected designs at the end of the study, in a row (by trial number)."""
+    n = 0
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number, reverse=True):
+        if not is_rejected(t):
+            break
+        n += 1
+    return n
 
 
 def _gave_up_message(study, plan: SweepPlan) -> str:
     why, hint = _why_rejected(_rejected_now(study, plan), plan)
     trained = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_trials(t))
+    in_a_row = _rejected_in_a_row(study)
     if not trained:
-        return (f"no admissible design found: {MAX_REJECTED_IN_A_ROW} sampled designs in a row "
+        return (f"no admissible design found: {in_a_row} sampled designs in a row "
                 f"were rejected, none trained ({why}); {hint}")
     of = f" of --trials {plan.trials}" if plan.trials is not None else ""
-    return (f"stopped after {MAX_REJECTED_IN_A_ROW} sampled designs in a row were rejected "
+    return (f"stopped after {in_a_row} sampled designs in a row were rejected "
             f"({why}); {trained}{of} designs trained; the sampler finds few admissible designs: "
             f"{hint}")
 

@@ -22,9 +22,10 @@ the spec, or whose spec fails to check with its parameters, is told PRUNED with 
 reason, before anything is trained. It does not count toward --trials: --trials N means N
 trained (or reused) designs, and the sampler is asked again. Each rejection also sets Optuna
 constraints (``trial.set_constraint``: how far over each limit it is), so TPE learns where the
-admissible designs lie. A worker that sees MAX_REJECTED_IN_A_ROW rejections in a row stops with
+admissible designs lie. A worker that sees ``give_up_after`` rejections in a row stops with
 EXIT_NO_ADMISSIBLE, and the command reports that the space holds no admissible design it can
-find. A rejection for a limit is re-checked against the limits of each later sweep of the
+find: MAX_REJECTED_IN_A_ROW under tpe, MAX_REJECTED_IN_A_ROW_RANDOM under random, or, once designs
+have been admitted, GIVE_UP_GAPS times the draws the study has needed per admitted design. A rejection for a limit is re-checked against the limits of each later sweep of the
 study: with a higher --max-flops the point is no longer taken as covered.
 
 Optuna is used through its public API: the storage object the sweep made itself (its public
@@ -85,7 +86,16 @@ REJECTED_STATUSES = ("over_budget", "constraint", "invalid")  # designs refused 
 # ten storage commits (0.4 s on a busy disk with SQLite), and by then TPE has had 40 samples
 # guided by the constraints after its 10 random ones.
 MAX_REJECTED_IN_A_ROW = 50
-EXIT_NO_ADMISSIBLE = 3      # a worker's exit code after MAX_REJECTED_IN_A_ROW rejections
+# The random sampler learns nothing from a rejection, so a sparse space takes as many draws
+# before its first admitted design as the space makes it: RegNetX (specs/regnet.net) under
+# --max-flops 400M at 224x224 admits about 2 designs in 100, and 50 draws in a row miss them
+# one time in three; 500 draws miss them once in 25,000 (and a 1-in-100 space once in 150), and
+# take about 2 minutes of rejections with SQLite where the space has no admissible design.
+MAX_REJECTED_IN_A_ROW_RANDOM = 500
+# Once the study has admitted designs, a worker goes on while its run of rejections is shorter
+# than this many times the draws per admitted design so far (a miss by chance: e**-10).
+GIVE_UP_GAPS = 10
+EXIT_NO_ADMISSIBLE = 3      # a worker's exit code after give_up_after() rejections in a row
 # The constraint value of a design whose spec fails to check: farther from admissible for TPE
 # than any design that is merely over a limit (those are measured in multiples of the limit).
 INVALID_VIOLATION = 1e6
@@ -287,6 +297,20 @@ def counts_toward_trials(t) -> bool:
     """Is this trial one of the --trials N designs: trained, reused, or still to be (queued or
     running and not rejected yet)? Rejected, duplicate and retried trials are not."""
     return covers(t) and not is_rejected(t)
+
+
+def give_up_after(plan: SweepPlan, trials) -> int:
+    """After how many rejected designs in a row a tpe/random worker stops (see the module doc):
+    the sampler's floor, or GIVE_UP_GAPS times the draws per admitted design of ``trials`` (the
+    study's), whichever is more. Queued trials, and those not checked yet, are neither."""
+    floor = MAX_REJECTED_IN_A_ROW_RANDOM if plan.sampler == "random" else MAX_REJECTED_IN_A_ROW
+    # a trial has a status once its design is checked ("running" once admitted)
+    admitted = sum(1 for t in trials
+                   if counts_toward_trials(t) and t.user_attrs.get("status") is not None)
+    if not admitted:
+        return floor
+    rejected = sum(1 for t in trials if is_rejected(t))
+    return max(floor, math.ceil(GIVE_UP_GAPS * (rejected + admitted) / admitted))
 
 
 def over_limits(plan: SweepPlan, flops, params) -> list[str]:
@@ -844,7 +868,7 @@ def pop_trial(study, storage, plan: SweepPlan):
 
 def worker_loop(plan: SweepPlan, deadline: float | None = None) -> bool:
     """Run trials until the queue is empty (or the deadline passes). False when it stopped
-    because MAX_REJECTED_IN_A_ROW sampled designs in a row were rejected (tpe/random)."""
+    because give_up_after() sampled designs in a row were rejected (tpe/random)."""
     quiet_optuna()
     storage = make_storage(plan.storage)
     study = open_study(plan, storage, create=False)
@@ -858,7 +882,9 @@ def worker_loop(plan: SweepPlan, deadline: float | None = None) -> bool:
             admitted = runner.run(trial)
             rejected_in_a_row = 0 if admitted else rejected_in_a_row + 1
             # a grid's points are finite and each is rejected once: no need to give up on it
-            if plan.sampler != "grid" and rejected_in_a_row >= MAX_REJECTED_IN_A_ROW:
+            # (the study is read only once the run is as long as the least limit)
+            if (plan.sampler != "grid" and rejected_in_a_row >= MAX_REJECTED_IN_A_ROW
+                    and rejected_in_a_row >= give_up_after(plan, study.get_trials(deepcopy=False))):
                 return False
         except KeyboardInterrupt:
             raise
