@@ -6,7 +6,7 @@ from typing import Callable
 
 from . import ast, ir
 from ..errors import SourcePos, did_you_mean
-from .expressions import CheckContext, Names, _note_reads, check_require, coerce, evaluate, type_name
+from .expressions import CheckContext, Names, note_reads, check_require, coerce, evaluate, type_name
 from .limits import MAX_BLOCK_INSTANCES, MAX_NESTING, value_problem
 from .primitives import PRIMITIVES, REQUIRED, Signature, conv_out, spec_primitive, spec_primitive_names
 
@@ -240,13 +240,13 @@ class Expander:
     def _note_untaken(self, tests: list[ast.Expr], seqs: list[ast.Seq | None], env: Names) -> None:
         """Note, without evaluating, every global the given tests and statements read, through the
         bodies (and formal defaults) of the blocks they call, each block once."""
-        _note_reads(tests, env)
+        note_reads(tests, env)
         pending = [(stmt, env) for seq in seqs if seq is not None for stmt in seq.stmts]
         visited: set[str] = set()
         while pending:
             stmt, names = pending.pop()
             if isinstance(stmt, ast.Call):
-                _note_reads([a.value for a in stmt.args], names)
+                note_reads([a.value for a in stmt.args], names)
                 bdef = self.blocks.get(stmt.name)
                 if bdef is None or bdef.name in visited:
                     continue
@@ -254,14 +254,14 @@ class Expander:
                 # Only which names are local matters here, not their values.
                 body_names = self.env.with_locals(dict.fromkeys(
                     BLOCK_INPUT_NAMES + STAGE_POSITION_NAMES + tuple(f.name for f in bdef.formals)))
-                _note_reads([f.default for f in bdef.formals if f.default is not None], body_names)
+                note_reads([f.default for f in bdef.formals if f.default is not None], body_names)
                 pending.extend((s, body_names) for s in bdef.body.stmts)
             elif isinstance(stmt, ast.Join):
-                _note_reads([stmt.option] if stmt.option is not None else [], names)
+                note_reads([stmt.option] if stmt.option is not None else [], names)
                 if stmt.branch is not None:
                     pending.extend((s, names) for s in stmt.branch.stmts)
             elif isinstance(stmt, ast.If):
-                _note_reads([t for t, _ in stmt.cases], names)
+                note_reads([t for t, _ in stmt.cases], names)
                 for seq in [b for _, b in stmt.cases] + [stmt.otherwise]:
                     if seq is not None:
                         pending.extend((s, names) for s in seq.stmts)
@@ -346,9 +346,10 @@ class Expander:
             pad = ir.Layer("zeropad", "pad1", {"stride": stride, "out": main[0]}, source, main, stmt.pos)
             return join("A", ir.Seq(branch_name, None, [pad], source, main))
         # Options B and C: a 1x1 projection with the shortcut's stride, then BN.
-        conv = ir.Layer("conv", "conv1", {"out": main[0], "k": 1, "stride": stride, "pad": 0, "groups": 1,
-                                          "dilation": 1, "bias": False}, source, main, stmt.pos)
-        bn = ir.Layer("bn", "bn1", {"eps": 1e-5, "momentum": 0.1}, main, main, stmt.pos)
+        # The primitives' own defaults, so the projection is what `conv(c, 1, stride=s); bn` gives.
+        conv_attrs = {**PRIMITIVES["conv"].signature.defaults, "out": main[0], "k": 1, "stride": stride, "pad": 0}
+        conv = ir.Layer("conv", "conv1", conv_attrs, source, main, stmt.pos)
+        bn = ir.Layer("bn", "bn1", dict(PRIMITIVES["bn"].signature.defaults), main, main, stmt.pos)
         return join(option, ir.Seq(branch_name, None, [conv, bn], source, main))
 
     def _shortcut_stride(self, block_in: ir.Shape, main: ir.Shape, pos: SourcePos) -> int:

@@ -115,10 +115,10 @@ def _cond(expr: ast.Cond, env: Names, ctx: CheckContext):
         if not isinstance(t, bool):
             raise ctx.error(f"the condition of 'if' must be true or false, got {type_name(t)}", test.pos)
         if t:
-            _note_reads([other for j, (other, _) in enumerate(expr.cases) if j != i]
+            note_reads([other for j, (other, _) in enumerate(expr.cases) if j != i]
                         + [later for _, later in expr.cases[i + 1:]] + [expr.otherwise], env)
             return evaluate(value, env, ctx)
-    _note_reads([v for v, _ in expr.cases], env)
+    note_reads([v for v, _ in expr.cases], env)
     return evaluate(expr.otherwise, env, ctx)
 
 
@@ -189,7 +189,7 @@ def _comprehension(expr: ast.Comprehension, env: Names, ctx: CheckContext):
         out.append(evaluate(expr.element, inner, ctx))
     if not out:
         # As with an 'if' branch not taken: what the element (or the condition) reads is read.
-        _note_reads([expr.element] if items else [expr.element, expr.condition], inner)
+        note_reads([expr.element] if items else [expr.element, expr.condition], inner)
     return ctx.new_list(out, "the comprehension", expr.pos)
 
 
@@ -275,7 +275,7 @@ def _bind(fn: Function, call: ast.FuncCall, env: Names, ctx: CheckContext) -> tu
     return values, places
 
 
-def _note_reads(exprs: list, env: Names) -> None:
+def note_reads(exprs: list, env: Names) -> None:
     """Look up, without evaluating, the names in the branches not taken: a parameter that only an
     untaken branch reads is still a parameter the network reads (another value takes that branch).
     A comprehension's own name is not a read inside it."""
@@ -319,7 +319,7 @@ def _chain(expr: ast.Chain, env: Names, ctx: CheckContext):
             if not isinstance(left, bool):
                 raise ctx.error(f"'{op}' needs true or false, got {type_name(left)}", left_pos)
             if (op == "and" and not left) or (op == "or" and left):
-                _note_reads([e for _, e, _ in expr.rest[i:]], env)
+                note_reads([e for _, e, _ in expr.rest[i:]], env)
                 return left
             left, left_pos = evaluate(operand, env, ctx), operand.pos
             if not isinstance(left, bool):
