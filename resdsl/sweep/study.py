@@ -25,8 +25,9 @@ constraints (``trial.set_constraint``: how far over each limit it is), so TPE le
 admissible designs lie. A worker that sees ``give_up_after`` rejections in a row stops with
 EXIT_NO_ADMISSIBLE, and the command reports that the space holds no admissible design it can
 find: MAX_REJECTED_IN_A_ROW under tpe, MAX_REJECTED_IN_A_ROW_RANDOM under random, or, once designs
-have been admitted, GIVE_UP_GAPS times the draws the study has needed per admitted design. A rejection for a limit is re-checked against the limits of each later sweep of the
-study: with a higher --max-flops the point is no longer taken as covered.
+have been admitted, GIVE_UP_GAPS times the draws the study has needed per admitted design.
+A rejection for a limit is re-checked against the limits of each later sweep of the study: with
+a higher --max-flops the point is no longer taken as covered.
 
 Optuna is used through its public API: the storage object the sweep made itself (its public
 methods), trial ids looked up by trial number, ``enqueue_trial``/``add_trial``/``tell``. Two
