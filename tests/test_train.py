@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from resdsl.errors import RunError
+from resdsl.spec.analysis import summarize
 from resdsl.train import TrainConfig, config_hash, resolve, resume, train
 from resdsl.train.schedule import Schedule
 
@@ -499,6 +501,41 @@ def test_resume_on_another_machine_finds_the_data_where_it_is_now(tmp_path, monk
     assert s["status"] == "completed" and s["iters_done"] == 12
     assert s["final"]["test_err"] == whole["final"]["test_err"]
     assert s["final"]["train_loss"] == whole["final"]["train_loss"]
+
+
+def test_resume_after_the_spec_changed_uses_the_recorded_spec(tmp_path):
+    """The prelude a run imports was edited after it stopped (as a later checkout edits the
+    shipped one): the run resumes with the spec texts config.json recorded, says so, and ends
+    where the uninterrupted run ends, instead of refusing a checkpoint of "another
+    configuration"."""
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    prelude = specs / "prelude.net"
+    shutil.copy(REPO / "specs" / "prelude.net", prelude)
+    mine = specs / "mine.net"
+    mine.write_text(Path(SPEC).read_text())
+    cfg = dict(spec=str(mine), iters=12, batch_size=16, eval_every=6)
+    whole = train(tiny(**cfg), tmp_path / "whole", quiet=True)
+
+    def stop_at_first_evaluation(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny(**cfg), tmp_path / "part", quiet=True, on_eval=stop_at_first_evaluation)
+    # a basic block with one more conv: the net the files describe now is another one
+    prelude.write_text(prelude.read_text().replace(
+        "conv(c, 3); bn\n  add(shortcut)", "conv(c, 3); bn; relu\n  conv(c, 3); bn\n  add(shortcut)", 1))
+    assert summarize(resolve(tiny(**cfg)).net).params > whole["params"]
+    res = run_cli(["train", "--resume", "part"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "resuming with the spec texts recorded in its config.json" in res.stderr
+    s = read(tmp_path / "part" / "summary.json")
+    assert s["status"] == "completed" and s["iters_done"] == 12
+    assert s["params"] == whole["params"]
+    assert s["final"]["test_err"] == whole["final"]["test_err"]
+    assert s["final"]["train_loss"] == whole["final"]["train_loss"]
+    # the record still names the user's spec file, not the temporary copy it was rebuilt from
+    assert read(tmp_path / "part" / "config.json")["request"]["spec"] == str(mine)
 
 
 # --------------------------------------------------------------------------- ensemble, DDP

@@ -78,6 +78,38 @@ def load_request(run_dir) -> TrainConfig:
     return TrainConfig.from_json(read_request(run_dir))
 
 
+def resolve_run(run_dir, **changes) -> tuple[ResolvedConfig, bool]:
+    """The resolved configuration of a run record. ``changes``: request fields to set (device,
+    data_dir, test_mode), checked as ``resdsl train`` checks them.
+
+    The network is the one the run trained: its spec is read again where the files still hold the
+    texts config.json recorded, else rebuilt from those texts (a spec edited, moved or shipped in
+    another version since). Returns (config, whether it was rebuilt from the recorded texts)."""
+    from resdsl import record
+    from resdsl.spec import spec_from_sources
+
+    cfg = record.read_run_config(run_dir)
+    if cfg.get("kind") == "ensemble":
+        raise RunError(f"{run_dir} is an ensemble record: it has no network of its own; give one "
+                       "of its member runs")
+    request = replace(load_request(run_dir), **changes)
+    spec = cfg.get("spec") if isinstance(cfg.get("spec"), dict) else {}
+    sources, root = spec.get("sources"), spec.get("path")
+    if not (isinstance(sources, dict) and root in sources
+            and all(isinstance(t, str) for t in sources.values())):
+        return resolve(request), False          # a record without its spec texts: as it is now
+    try:
+        r = resolve(request)
+        if sorted(r.net.sources.values()) == sorted(sources.values()):
+            return r, False
+    except ResdslError:
+        pass                                    # the spec is gone or no longer checks
+    with spec_from_sources(sources, root) as path:
+        r = resolve(replace(request, spec=str(path)))
+    # the request as the run recorded it, not the temporary file it was rebuilt from
+    return replace(r, request=request), True
+
+
 class _ResolvedConfigMethods:
     """What a ResolvedConfig (generated below from the fields) can do."""
 

@@ -63,7 +63,8 @@ def eval_command(
     from resdsl.train.data import default_eval_batch, open_run_data
     from resdsl.train.devices import available_memory, device_name
     from resdsl.train.evaluate import evaluate, evaluate_final_view, periodic_view
-    from resdsl.train.trained import load_trained, resolve_run
+    from resdsl.train.config import resolve_run
+    from resdsl.train.trained import load_trained
 
     _run_folder(run_dir)
     split = choose("unknown --split", split, SPLITS, RunError)
@@ -163,7 +164,8 @@ def export_command(
         check_export_memory, check_onnx, export_onnx, onnxruntime_installed, require_exporter,
     )
     from resdsl.outputs import ONNX_MAGIC, check_output_file
-    from resdsl.train.trained import load_trained, resolve_run
+    from resdsl.train.config import resolve_run
+    from resdsl.train.trained import load_trained
 
     _run_folder(run_dir)
     r, rebuilt = resolve_run(run_dir, device="cpu")

@@ -11,6 +11,7 @@ raises KeyboardInterrupt (a stuck run is ended by a second signal: resdsl.train.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from resdsl.errors import ResdslError, RunError
 from resdsl.machine import check_memory
 from resdsl.train import signals
 from resdsl.train.config import (
-    RECIPES, ResolvedConfig, TrainConfig, config_hash, load_request, resolve,
+    RECIPES, ResolvedConfig, TrainConfig, config_hash, resolve, resolve_run,
 )
 from resdsl.train.devices import (
     Dist, autocast, available_memory, check_amp, device_name, init_distributed, memory_format, pick_device,
@@ -562,14 +563,17 @@ def resume(run_dir: str | Path, *, on_eval: OnEval | None = None,
     folder on this machine, another device), for this segment."""
 
     run_dir = Path(run_dir)
-    request = load_request(run_dir)
-    for key, value in changes.items():
+    for key in changes:
         if key not in RESUME_CHANGES:
             raise RunError(f"a resumed run keeps its recorded {key}; only "
                            f"{', '.join(RESUME_CHANGES)} may change")
-        setattr(request, key, value)
     status = (record.read_summary(run_dir) or {}).get("status")
     if status in record.FINISHED:
         raise RunError(f"{run_dir}: the run is {status}; there is nothing to resume")
-    r = resolve(request)
+    # the network the checkpoint belongs to: rebuilt from config.json's spec texts where the
+    # spec files have changed since (a prelude edited, another checkout, another machine)
+    r, rebuilt = resolve_run(run_dir, **changes)
+    if rebuilt and not quiet:
+        print(f"resdsl: {r.request.spec} or a file it imports changed since the run started; "
+              "resuming with the spec texts recorded in its config.json", file=sys.stderr)
     return _run(r, run_dir, on_eval, on_progress, progress, quiet, resuming=True)

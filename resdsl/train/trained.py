@@ -4,47 +4,14 @@ predictions)."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from resdsl import record
-from resdsl.errors import ResdslError, RunError
-from resdsl.train.config import ResolvedConfig, load_request, resolve
-
-
-def resolve_run(run_dir: str | Path, **changes) -> tuple[ResolvedConfig, bool]:
-    """The resolved configuration of a run record. ``changes``: request fields to set (device,
-    data_dir, test_mode), checked as ``resdsl train`` checks them.
-
-    The network is the one the run trained: its spec is read again where the files still hold the
-    texts config.json recorded, else rebuilt from those texts (a spec edited, moved or shipped in
-    another version since). Returns (config, whether it was rebuilt from the recorded texts)."""
-    from resdsl.spec import spec_from_sources
-
-    run_dir = Path(run_dir)
-    cfg = record.read_run_config(run_dir)
-    if cfg.get("kind") == "ensemble":
-        raise RunError(f"{run_dir} is an ensemble record: it has no network of its own; give one "
-                       "of its member runs")
-    request = dataclasses.replace(load_request(run_dir), **changes)
-    spec = cfg.get("spec") if isinstance(cfg.get("spec"), dict) else {}
-    sources, root = spec.get("sources"), spec.get("path")
-    if not (isinstance(sources, dict) and root in sources
-            and all(isinstance(t, str) for t in sources.values())):
-        return resolve(request), False          # a record without its spec texts: as it is now
-    try:
-        r = resolve(request)
-        if sorted(r.net.sources.values()) == sorted(sources.values()):
-            return r, False
-    except ResdslError:
-        pass                                    # the spec is gone or no longer checks
-    with spec_from_sources(sources, root) as path:
-        r = resolve(dataclasses.replace(request, spec=str(path)))
-    # the request as the run recorded it, not the temporary file it was rebuilt from
-    return dataclasses.replace(r, request=request), True
+from resdsl.errors import RunError
+from resdsl.train.config import ResolvedConfig, resolve_run
 
 
 @dataclass
