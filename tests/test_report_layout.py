@@ -62,6 +62,22 @@ def test_runs_table_fits_80_columns_with_its_error_columns(cifar):
                               "wall"]   # no top-5 column: no run has a top-5 error
 
 
+def test_runs_table_calls_a_net_of_other_blocks_by_its_spec_name(tmp_path):
+    """A RegNetX run (x_block, projection shortcuts) is not the paper's "ResNet-38 B"; a run of
+    the paper's bottleneck blocks keeps the paper's name."""
+    write_run(tmp_path, "runs/regnet", name="regnetx", depth=38, block="x_block", shortcut="B",
+              test_err=0.1234)
+    write_run(tmp_path, "runs/r50", name="resnet50", depth=50, block="bottleneck", shortcut="B",
+              test_err=0.2)
+    out = report(tmp_path)
+    assert all(len(line.rstrip()) <= 80 for line in out.splitlines()), out
+    regnet = next(line for line in out.splitlines() if line.startswith("runs/regnet"))
+    assert "regnetx, 38 layers (x_block)" in regnet and "ResNet" not in regnet
+    assert "12.34" in regnet
+    r50 = next(line for line in out.splitlines() if line.startswith("runs/r50"))
+    assert "ResNet-50 B" in r50
+
+
 def test_wide_runs_table_has_every_column(cifar):
     out = report(cifar, "--wide")
     header = next(line for line in out.splitlines() if line.startswith("run "))
@@ -265,8 +281,8 @@ def test_figure7_names_a_sweep_trial_by_short_numbers_in_one_legend_beside(tmp_p
     fig = _figure(build_report(tmp_path), "figure7")
     assert [ax.get_legend() for ax in fig.axes] == [None, None]
     assert [t.get_text() for t in fig.legends[0].get_texts()] == [
-        "ResNet-50 B w0=24 wa=36.44 wm=2.49 depth=13 group_width=8*",
-        "ResNet-50 B w0=24 wa=8.61 wm=2.49 depth=13 group_width=8*"]
+        "regnetx, 50 layers (x_block) w0=24 wa=36.44 wm=2.49 depth=13 group_width=8*",
+        "regnetx, 50 layers (x_block) w0=24 wa=8.61 wm=2.49 depth=13 group_width=8*"]
     with warnings.catch_warnings():
         warnings.simplefilter("error")     # "constrained_layout not applied ..."
         figure_png(fig)

@@ -27,7 +27,9 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from resdsl.errors import ReportError, did_you_mean
 from resdsl.pareto import pareto_front
-from resdsl.report.records import COMPLETED, RunSet, load_metrics, load_responses
+from resdsl.report.records import (
+    COMPLETED, RunSet, load_metrics, load_responses, other_net_label,
+)
 
 CURVE_FIGURES = {"imagenet": ("figure4", "Figure 4 style: training on ImageNet"),
                  "cifar10": ("figure6", "Figure 6 style: training on CIFAR-10")}
@@ -71,6 +73,10 @@ def slug(text: str) -> str:
 
 
 def net_label(r) -> str:
+    """ResNet-20, ResNet-34 B, plain-56; a net of other blocks by its spec's name."""
+    other = other_net_label(r)
+    if other:
+        return other
     depth = "?" if pd.isna(r.depth) else int(r.depth)
     if r.shortcut == "none":
         return f"plain-{depth}"

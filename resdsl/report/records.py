@@ -88,6 +88,22 @@ def _int_or_none(value: Any) -> int | None:
     return int(f) if math.isfinite(f) else None
 
 
+# The blocks of the paper's own nets (Fig. 2 and Fig. 5). A run built of other blocks (RegNetX's
+# x_block, an SE bottleneck) is not the paper's "ResNet-38 B": labels call it by its spec's name.
+PAPER_BLOCKS = frozenset({"basic", "bottleneck", "plain"})
+
+
+def other_net_label(r) -> str | None:
+    """A runs-frame row's label by its spec's network name, "regnetx, 38 layers (x_block)", where
+    its blocks are not the paper's; None where they are (or the record names none)."""
+    block = r.block if isinstance(r.block, str) and r.block else None
+    if block is None or all(b.strip().lower() in PAPER_BLOCKS for b in block.split(",")):
+        return None
+    name = r.name if isinstance(r.name, str) and r.name else "?"
+    layers = "" if r.depth is None or pd.isna(r.depth) else f", {int(r.depth)} layers"
+    return f"{name}{layers} ({block})"
+
+
 def normalize_shortcut(value: Any) -> str | None:
     """'none' for plain nets, 'A'/'B'/'C' for the paper's options; None when not recorded."""
     if value is None:

@@ -18,7 +18,6 @@ from rich.text import Text
 
 from resdsl.cli_common import result_table
 from resdsl.report.figures import FigureOut, figure_png
-from resdsl.report.formats import EXT
 from resdsl.report.records import BadRun
 from resdsl.report.tables import REDUCED_MARK, Table
 from resdsl.text import csv_decimals

@@ -16,7 +16,7 @@ import pandas as pd
 
 from resdsl.report.paper import (CAPTIONS, TABLE2, TABLE3, TABLE4, TABLE5, TABLE6,
                                  TABLE6_PLAIN_DEPTHS, Match, PaperRow)
-from resdsl.report.records import COMPLETED
+from resdsl.report.records import COMPLETED, other_net_label
 from resdsl.text import format_count
 
 REDUCED_MARK = "*"
@@ -261,11 +261,12 @@ def runs_table(runs: pd.DataFrame) -> Table:
 
 
 def _net(r) -> str:
-    """A run's net as the paper names it (ResNet-20 A, plain-34), or its spec's name where the
-    record lacks the depth or the shortcut option (ensembles, old records)."""
+    """A run's net as the paper names it (ResNet-20 A, plain-34), or by its spec's name where its
+    blocks are not the paper's or the record lacks the depth or the shortcut option (ensembles,
+    old records)."""
     if not _s(r.shortcut) or pd.isna(r.depth):
         return _s(r.name)
-    return _label(int(r.depth), r.shortcut, _s(r.block) or None)
+    return other_net_label(r) or _label(int(r.depth), r.shortcut, _s(r.block) or None)
 
 
 def short_runs_table(runs: pd.DataFrame) -> Table:
