@@ -423,3 +423,57 @@ def test_a_study_database_being_created_is_retried(tmp_path, monkeypatch):
     monkeypatch.setattr(optuna.storages, "RDBStorage", flaky)
     storage = study_mod.make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=False)
     assert len(calls) == 2 and storage.get_all_studies() == []
+
+
+# --------------------------------------------------------------------------- the study file
+
+MOUNTS = """\
+/dev/vda / ext4 rw,relatime 0 0
+server:/export /home nfs4 rw,relatime 0 0
+/dev/vdb /home/me/scratch\\040disk xfs rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+"""
+
+
+def test_filesystem_type_reads_the_longest_mount_point():
+    from resdsl.sweep.sqlite import filesystem_type, uses_wal
+
+    assert filesystem_type(Path("/work/reports"), MOUNTS) == "ext4"
+    assert filesystem_type(Path("/home/me/sweeps"), MOUNTS) == "nfs4"
+    assert filesystem_type(Path("/home/me/scratch disk/s"), MOUNTS) == "xfs"
+    assert filesystem_type(Path("/homework"), MOUNTS) == "ext4"     # not under /home
+    assert uses_wal(Path("/tmp/s/study.db"), MOUNTS)
+    assert not uses_wal(Path("/home/me/s/study.db"), MOUNTS)
+
+
+def _pragmas(storage) -> tuple[str, int]:
+    from sqlalchemy import text
+
+    with storage.engine.connect() as con:
+        return (con.execute(text("PRAGMA journal_mode")).scalar(),
+                con.execute(text("PRAGMA synchronous")).scalar())
+
+
+def test_study_file_on_a_local_disk_has_a_write_ahead_log(tmp_path):
+    """WAL (readers do not block the writer) and synchronous NORMAL (1), on every connection; the
+    study stays readable by plain Optuna, and no -wal file is left once it is closed."""
+    import optuna
+
+    from resdsl.sweep import study as study_mod
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = study_mod.make_storage(url, heartbeat=False)
+    assert _pragmas(storage) == ("wal", 1)
+    optuna.create_study(study_name="s", storage=storage).enqueue_trial({"x": 1})
+    storage.engine.dispose()
+    assert not (tmp_path / "study.db-wal").exists()
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 1
+
+
+def test_study_file_on_a_network_filesystem_keeps_sqlites_defaults(tmp_path, monkeypatch):
+    from resdsl.sweep import sqlite as sqlite_mod
+    from resdsl.sweep import study as study_mod
+
+    monkeypatch.setattr(sqlite_mod, "filesystem_type", lambda path, mounts_text=None: "nfs4")
+    storage = study_mod.make_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=False)
+    assert _pragmas(storage) == ("delete", 2)        # rollback journal, synchronous FULL

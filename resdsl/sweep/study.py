@@ -155,13 +155,15 @@ def make_storage(url: str, heartbeat: bool = True):
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+    from resdsl.sweep.sqlite import engine_kwargs as sqlite_engine_kwargs
     from resdsl.sweep.storage import shown
 
     quiet_optuna()
     engine_kwargs: dict = {}
     if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs["connect_args"] = {"timeout": 60}
+        path = Path(url[len("sqlite:///"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs = sqlite_engine_kwargs(path)
     kw: dict = {}
     if heartbeat:
         kw = dict(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
