@@ -121,6 +121,22 @@ def seconds_from_env(name: str, default: float) -> float:
     return value if math.isfinite(value) and value > 0 else default
 
 
+# Columns of counts: written as integers (a blank in a column makes pandas store 62695080.0)
+COUNT_COLUMNS = frozenset({"params", "flops", "iters", "iters_done", "iters_full", "batch_size",
+                           "seed", "trial", "retry_of", "members", "depth"})
+
+
+def csv_frame(frame):
+    """A DataFrame as resdsl writes it to CSV: rounded by ``csv_decimals``, and the count columns
+    (COUNT_COLUMNS) as integers with blanks where they hold only whole numbers."""
+    out = frame.round(csv_decimals(frame.columns))
+    for c in out.columns:
+        s = out[c]
+        if c in COUNT_COLUMNS and s.dtype.kind == "f" and bool((s.dropna() % 1 == 0).all()):
+            out[c] = s.astype("Int64")
+    return out
+
+
 def csv_decimals(columns: Iterable[str]) -> dict[str, int]:
     """The decimals each numeric column of a CSV file keeps, by its name: errors and losses
     (``*_err``, ``*_loss``) ERROR_DECIMALS, seconds (``*_s``) SECONDS_DECIMALS; for

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from csv import DictReader
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,10 @@ def test_sweep_result_table_and_study_csv(tmp_path, monkeypatch, capsys):
     csv = (tmp_path / "s" / "study.csv").read_text()
     assert ",0.6377," in csv and "0.6376999" not in csv and "0.41200000000000003" not in csv
     assert ",61.2," in csv and "61.23456" not in csv
+    # counts stay integers beside the failed trial's blanks (not 78042.0)
+    rows = list(DictReader(csv.splitlines()))
+    assert [(r["params"], r["flops"], r["iters_done"]) for r in rows] == [
+        ("78042", "12000000", "30"), ("156084", "24000000", "30"), ("", "", "")]
 
 
 # ---------------------------------------------------------------- figures (Agg)

@@ -20,7 +20,7 @@ from resdsl.cli_common import result_table
 from resdsl.report.figures import FigureOut, figure_png
 from resdsl.report.records import BadRun
 from resdsl.report.tables import REDUCED_MARK, Table
-from resdsl.text import csv_decimals
+from resdsl.text import csv_frame
 
 
 def _is_numberish(s: str) -> bool:
@@ -96,9 +96,9 @@ def to_csv(table: Table) -> str:
 
 def runs_csv(runs: pd.DataFrame) -> str:
     """The runs frame itself (numbers, errors as fractions), for further analysis; rounded by
-    the one rule of resdsl.text.csv_decimals."""
+    the one rule of resdsl.text.csv_frame."""
     buf = io.StringIO()
-    runs.round(csv_decimals(runs.columns)).to_csv(buf, index=False)
+    csv_frame(runs).to_csv(buf, index=False)
     return buf.getvalue()
 
 

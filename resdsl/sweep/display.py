@@ -21,7 +21,7 @@ from resdsl.sweep.study import (
     FINISHED, REJECTED_STATUSES, Prepared, SweepPlan, counts_toward_trials, covers, is_rejected,
     trial_params,
 )
-from resdsl.text import csv_decimals, format_count
+from resdsl.text import csv_frame, format_count
 from resdsl.train.progress import progress_every_s, progress_text
 
 
@@ -234,7 +234,7 @@ def show_results(plan: SweepPlan) -> None:
     out = Path(plan.out)
     study = open_study(plan, make_storage(plan.storage, heartbeat=False), create=False)
     df = study_frame(study, plan)
-    atomic_write_text(out / "study.csv", df.round(csv_decimals(df.columns)).to_csv(index=False))
+    atomic_write_text(out / "study.csv", csv_frame(df).to_csv(index=False))
     print_table(df, plan, out)
     if plan.space.seeds > 1:
         print_seed_summary(study, plan)
