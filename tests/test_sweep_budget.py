@@ -425,3 +425,42 @@ def test_the_give_up_message_names_a_rejected_design_by_short_numbers():
                      user_attrs={"status": "constraint", "reason": "5 stages"})
     why, _ = _why_rejected([t], SimpleNamespace(max_flops=None, max_params=None))
     assert why == f"1 that break a require of the spec, e.g. trial {t.number} w0=24 wa=36.44: 5 stages"
+
+
+def test_two_workers_asking_at_once_make_no_trial_beyond_trials(spec, tmp_path, monkeypatch):
+    """Two workers that both find one trial missing under --trials 1: the one that comes second
+    (its count waits for the first's ask, under the storage's lock) gets nothing. Study.ask is
+    slowed so that, without the lock, both counts would come before either ask."""
+    import threading
+    import time
+
+    from resdsl.sweep.plan import SweepOptions, plan_sweep
+    from resdsl.sweep.study import counts_toward_trials, make_storage, open_study, pop_trial
+    from resdsl.train.options import FIELDS
+
+    train = {f.name: f.default for f in FIELDS if f.name not in ("seed", "sync_bn")}
+    train.update(data="synthetic", iters=10)
+    plan = plan_sweep(str(spec), {}, train, SweepOptions(sampler="random", trials=1,
+                                                         out=tmp_path / "s"))
+    open_study(plan, make_storage(plan.storage, heartbeat=False), create=True)
+    real_ask = optuna.Study.ask
+
+    def slow_ask(self, *args, **kwargs):
+        time.sleep(0.5)
+        return real_ask(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "ask", slow_ask)
+    got = []
+
+    def worker():
+        storage = make_storage(plan.storage, heartbeat=False)
+        got.append(pop_trial(open_study(plan, storage, create=False), storage, plan))
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(t is None for t in got) == [False, True]
+    trials = load(tmp_path / "s").trials
+    assert len(trials) == 1 and counts_toward_trials(trials[0])

@@ -12,7 +12,8 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
   queues nothing.
 - Workers pop WAITING trials atomically (the storage's WAITING -> RUNNING transition succeeds
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
-  new trial while the study has fewer than --trials designs that count.
+  new trial while the study has fewer than --trials designs that count; it counts and asks
+  under the same lock, so two workers never both make the last one.
 - Where a server storage has no such lock (MySQL) and two machines queue the same point at the
   same moment, the later trial is recorded PRUNED as "duplicate" when popped.
 
@@ -862,11 +863,13 @@ def pop_trial(study, storage, plan: SweepPlan):
             continue
     if plan.sampler == "grid":
         return None
-    if plan.trials is not None:
+    if plan.trials is None:
+        return study.ask()
+    # count and ask under the storage's lock: two workers that both saw N-1 counting trials
+    # would otherwise both ask, and train N+1
+    with storage_lock(plan.storage):
         counting = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_trials(t))
-        if counting >= plan.trials:
-            return None
-    return study.ask()
+        return None if counting >= plan.trials else study.ask()
 
 
 def worker_loop(plan: SweepPlan, deadline: float | None = None) -> bool:
