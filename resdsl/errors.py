@@ -44,6 +44,23 @@ class SourcePos:
     col: int
 
 
+# A source line wider than this is shown in an error as this many characters around the column
+# (a generated spec can hold a stage list hundreds of characters long)
+SHOWN_SOURCE_CHARS = 100
+
+
+def source_window(text: str, col: int) -> tuple[str, int]:
+    """The part of a source line an error shows, "…" where it is cut, and the caret's offset
+    in it for 1-based column ``col``."""
+    caret = max(col - 1, 0)
+    if len(text) <= SHOWN_SOURCE_CHARS:
+        return text, caret
+    start = max(0, min(caret - SHOWN_SOURCE_CHARS // 2, len(text) - SHOWN_SOURCE_CHARS))
+    end = start + SHOWN_SOURCE_CHARS
+    shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+    return shown, caret - start + (1 if start else 0)
+
+
 class SpecError(ResdslError):
     """A spec that does not parse or does not check; the message carries file:line:col."""
 
@@ -64,10 +81,11 @@ class SpecError(ResdslError):
         if self.pos is not None and self.source is not None:
             src_lines = self.source.splitlines()
             if 1 <= self.pos.line <= len(src_lines):
-                text = src_lines[self.pos.line - 1].replace("\t", " ")
+                text, caret = source_window(src_lines[self.pos.line - 1].replace("\t", " "),
+                                            self.pos.col)
                 gutter = f"{self.pos.line:>5} | "
                 lines.append(gutter + text)
-                lines.append(" " * (len(gutter) - 2) + "| " + " " * max(self.pos.col - 1, 0) + "^")
+                lines.append(" " * (len(gutter) - 2) + "| " + " " * caret + "^")
         if self.hint:
             lines.append(self.hint)
         return "\n".join(lines)

@@ -151,15 +151,42 @@ def test_cli_bad_override_exit_2(tmp_path):
     assert "--n abc: 'n' takes an integer" in r.stderr
 
 
+def test_a_long_line_is_shown_around_the_column(tmp_path):
+    """A generated spec with a 400-character line: the error shows 100 characters of it around
+    the mistake, cut with an ellipsis on both sides, the caret under the mistake."""
+    widths = [str(8 * i) for i in range(1, 100)]
+    text = GOOD.replace("network", f"let widths = [{', '.join(widths[:60])}, oops, "
+                                   f"{', '.join(widths[60:])}]\nnetwork", 1)
+    (tmp_path / "long.net").write_text(text)
+    with pytest.raises(SpecError) as e:
+        load_network(str(tmp_path / "long.net"))
+    lines = str(e.value).splitlines()
+    line_no = text.splitlines().index(next(l for l in text.splitlines() if "oops" in l)) + 1
+    col = text.splitlines()[line_no - 1].index("oops") + 1
+    assert lines[0].startswith(f"{tmp_path / 'long.net'}:{line_no}:{col}: error: ")
+    assert "oops" in lines[0]
+    assert col > 300 and len(text.splitlines()[line_no - 1]) > 400
+    assert all(len(l) < 120 for l in lines[1:])
+    shown = lines[1].split("| ", 1)[1]
+    assert shown.startswith("…") and shown.endswith("…") and len(shown) == 102
+    caret = lines[2].index("^") - lines[2].index("|") - 2
+    assert shown[caret:caret + 4] == "oops"
+
+
 # ---- property: mutated specs give a checked network or a SpecError, never anything else ----
 _TOKENS = ["(", ")", "{", "}", ",", ";", "=", "x", "stride", "add", "bn", "conv", "0", "-1", "1.5", '"A"',
-           "n", "..", "in", "[", "]", "//", "/", "if", "else", "\n", "999999", "block", "stage", "import", "#"]
+           "n", "..", "in", "[", "]", "//", "/", "if", "else", "\n", "999999", "block", "stage", "import", "#",
+           # the language after 2015 (docs/language.md)
+           "for", "require", "save", "from", "mul", "cat", "first", "**", "%", "==", "!=", "range(",
+           "len(", "zip(", "[i for i in range(3)]", "block_index", "in_channels", "stage s[i + 1]:"]
 
 
 @st.composite
 def mutated(draw):
     text = draw(st.sampled_from([GOOD, (SPECS / "cifar_6n2.net").read_text().replace('import "prelude"', "")
-                                 + (SPECS / "prelude.net").read_text()]))
+                                 + (SPECS / "prelude.net").read_text(),
+                                 *((SPECS / name).read_text() for name in
+                                   ("regnet.net", "se_resnet50.net", "mobilenetv2.net"))]))
     for _ in range(draw(st.integers(1, 4))):
         i = draw(st.integers(0, len(text)))
         kind = draw(st.sampled_from(["delete", "insert", "replace"]))
