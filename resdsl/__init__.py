@@ -6,8 +6,8 @@ __version__ = "0.1.0"
 
 from .lazy import lazy_exports
 
-__all__ = ["PrimitiveArg", "build", "list_specs", "load_network", "load_run", "load_runs", "register_primitive",
-           "summarize", "__version__"]
+__all__ = ["PrimitiveArg", "build", "list_specs", "load_input_mean", "load_network", "load_run", "load_runs",
+           "register_primitive", "summarize", "__version__"]
 
 # Every function imports what it needs when called: `import resdsl` loads neither torch nor pandas.
 # register_primitive and PrimitiveArg come from resdsl.spec.primitives on first use (no torch there).
@@ -60,6 +60,19 @@ def load_run(run_dir, device="cpu"):
     from .train.trained import load_run as _load
 
     return _load(run_dir, device)
+
+
+def load_input_mean(run_dir):
+    """What a run subtracted from its inputs (its training images' per-pixel mean, in 0..255), as
+    an ``ImageMean`` whose ``normalize(x)`` turns images (N, 3, H, W) in 0..255 into the
+    network's input, bit for bit as in training and ``resdsl eval``.
+
+    >>> model, cfg = load_run("reports/runs/r20")                 # doctest: +SKIP
+    >>> logits = model(load_input_mean("reports/runs/r20").normalize(uint8_images))  # doctest: +SKIP
+    """
+    from .record import load_input_mean as _load
+
+    return _load(run_dir)
 
 
 def load_runs(folder):

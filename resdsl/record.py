@@ -25,6 +25,7 @@ WEIGHTS = "weights.pt"
 SUMMARY = "summary.json"
 RESPONSES = "responses.json"
 PREDICTIONS = "predictions.pt"
+INPUT_MEAN = "input_mean.pt"
 RECORD_FILES = (CONFIG, METRICS, CHECKPOINT, SUMMARY)
 CHECKPOINT_FORMAT = 1
 COMPLETED = "completed"
@@ -250,6 +251,39 @@ def save_weights(run_dir: Path, state_dict: dict) -> None:
     loads anywhere with ``torch.load(weights_only=True)``."""
     atomic_torch_save(Path(run_dir) / WEIGHTS,
                       {k: v.detach().cpu().contiguous() for k, v in state_dict.items()})
+
+
+def save_input_mean(run_dir: Path, pixel, channel) -> None:
+    """input_mean.pt: what the run subtracts from its inputs, in 0..255 pixel units: ``pixel``
+    (C, H, W) (None where only a channel mean is used) and ``channel`` (C,); the network sees
+    ``(x - mean) * (1/255)`` (``resdsl.load_input_mean``)."""
+    atomic_torch_save(Path(run_dir) / INPUT_MEAN, {
+        "pixel": None if pixel is None else pixel.detach().cpu().float().contiguous(),
+        "channel": channel.detach().cpu().float().contiguous(), "scale": 1 / 255})
+
+
+def load_input_mean(run_dir: Path):
+    """The ``ImageMean`` of a run's input_mean.pt (``normalize(x)`` gives the network's input)."""
+    import torch
+
+    from resdsl.data.imagenet import ImageMean
+
+    path = Path(run_dir) / INPUT_MEAN
+    try:
+        saved = load_torch_file(path, "input mean")
+    except FileNotFoundError:
+        raise RunError(f"{run_dir}: no {INPUT_MEAN} (the run was started before resdsl recorded "
+                       "its input mean; resuming it writes one, or compute it from the training "
+                       "images)") from None
+    pixel = saved.get("pixel") if isinstance(saved, dict) else None
+    channel = saved.get("channel") if isinstance(saved, dict) else None
+    ok = (isinstance(channel, torch.Tensor) and channel.dim() == 1
+          and (pixel is None or isinstance(pixel, torch.Tensor) and pixel.dim() == 3
+               and pixel.shape[0] == channel.shape[0]))
+    if not ok:
+        raise RunError(f"{path}: expected a channel mean (C,) and an optional pixel mean "
+                       "(C, H, W)")
+    return ImageMean(channel=channel, pixel=pixel)
 
 
 def load_checkpoint(run_dir: Path, config_hash: str) -> dict:

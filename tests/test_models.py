@@ -17,6 +17,7 @@ import pytest
 import torch
 
 import resdsl
+from resdsl.errors import RunError
 from resdsl.spec.compiler import compile_network
 from resdsl.spec import load_network
 from resdsl.train import TrainConfig, train
@@ -173,6 +174,44 @@ def test_load_run_rebuilds_a_network_whose_spec_changed_since(tmp_path, monkeypa
     assert code == 0, err
     result = json.loads(out)
     assert result["spec_rebuilt"] is True and result["top1_err"] == s["final"]["test_err"]
+
+
+def _batches(folder: Path, names) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N, 3, 32, 32) uint8 and labels of CIFAR batch files this test module wrote."""
+    import pickle
+
+    xs, ys = [], []
+    for name in names:
+        d = pickle.loads((folder / name).read_bytes())   # our own test files, not user data
+        xs.append(d[b"data"].reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(d[b"labels"]))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def test_load_input_mean_turns_raw_images_into_what_the_run_saw(cifar_run):
+    """input_mean.pt holds the training images' per-pixel mean; normalizing the raw test images
+    with it and running load_run's module gives the run's own final test error."""
+    run, data = cifar_run
+    folder = data / "cifar-10-batches-py"
+    train_x, _ = _batches(folder, [f"data_batch_{i}" for i in range(1, 6)])
+    test_x, test_y = _batches(folder, ["test_batch"])
+    mean = resdsl.load_input_mean(run)
+    expected = train_x.astype(np.float64).mean(0)
+    assert mean.pixel.shape == (3, 32, 32)
+    np.testing.assert_allclose(mean.pixel.numpy(), expected, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(mean.channel.numpy(), expected.mean((1, 2)), rtol=0, atol=1e-4)
+    model, _ = resdsl.load_run(run)
+    with torch.no_grad():
+        pred = model(mean.normalize(torch.from_numpy(test_x))).argmax(1).numpy()
+    assert float((pred != test_y).mean()) == read(run / "summary.json")["final"]["test_err"]
+
+
+def test_load_input_mean_of_a_run_without_one_says_so(run, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    (old / "input_mean.pt").unlink()
+    with pytest.raises(RunError, match="no input_mean.pt"):
+        resdsl.load_input_mean(old)
 
 
 def test_list_specs_lists_the_shipped_networks():

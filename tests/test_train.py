@@ -526,6 +526,8 @@ def test_resume_after_the_spec_changed_uses_the_recorded_spec(tmp_path):
     prelude.write_text(prelude.read_text().replace(
         "conv(c, 3); bn\n  add(shortcut)", "conv(c, 3); bn; relu\n  conv(c, 3); bn\n  add(shortcut)", 1))
     assert summarize(resolve(tiny(**cfg)).net).params > whole["params"]
+    # as a run started before input_mean.pt was recorded: resuming writes it
+    (tmp_path / "part" / "input_mean.pt").unlink()
     res = run_cli(["train", "--resume", "part"], tmp_path)
     assert res.returncode == 0, res.stderr
     assert "resuming with the spec texts recorded in its config.json" in res.stderr
@@ -534,6 +536,9 @@ def test_resume_after_the_spec_changed_uses_the_recorded_spec(tmp_path):
     assert s["params"] == whole["params"]
     assert s["final"]["test_err"] == whole["final"]["test_err"]
     assert s["final"]["train_loss"] == whole["final"]["train_loss"]
+    part_mean = torch.load(tmp_path / "part" / "input_mean.pt", weights_only=True)
+    whole_mean = torch.load(tmp_path / "whole" / "input_mean.pt", weights_only=True)
+    assert torch.equal(part_mean["pixel"], whole_mean["pixel"])
     # the record still names the user's spec file, not the temporary copy it was rebuilt from
     assert read(tmp_path / "part" / "config.json")["request"]["spec"] == str(mine)
 

@@ -43,6 +43,7 @@ from PIL import Image
 from resdsl.errors import DataError, did_you_mean
 from resdsl.text import choose
 from resdsl.io import atomic_write_bytes
+from resdsl.data.arrays import normalize
 from resdsl.data.cifar import cache_dir
 from resdsl.data.names import TEST_MODES
 from resdsl.data.stream import ResumableStream, mix_seed
@@ -142,19 +143,21 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
 
 @dataclass
 class ImageMean:
-    """Mean pixel values in 0..255: ``pixel`` (3, S, S) or None, ``channel`` (3,)."""
+    """Mean pixel values in 0..255: ``pixel`` (3, S, S) or None, ``channel`` (3,). What a run
+    subtracts from its inputs (CIFAR-10's per-pixel mean too; recorded as input_mean.pt)."""
 
     channel: torch.Tensor
     pixel: torch.Tensor | None = None
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) or (N, 3, H, W) -> float32 ``(x - mean) / 255``; per pixel when the size
-        matches the mean image, per channel otherwise."""
+        """(3, H, W) or (N, 3, H, W) pixels in 0..255 -> float32 ``(x - mean) * (1/255)``, the
+        operation of the CIFAR loaders (``arrays.normalize``), so a run's inputs are recomputed
+        bit for bit; per pixel when the size matches the mean image, per channel otherwise."""
         if self.pixel is not None and tuple(x.shape[-2:]) == tuple(self.pixel.shape[-2:]):
             m = self.pixel
         else:
             m = self.channel[:, None, None]
-        return (x.float() - m) / 255
+        return normalize(x, m)
 
     @classmethod
     def imagenet(cls) -> "ImageMean":

@@ -9,7 +9,7 @@ from typing import Any, Iterable
 import torch
 
 from resdsl.data import (
-    ImageArrays, ImageNetData, cifar_loaders, open_dataset,
+    ImageArrays, ImageMean, ImageNetData, cifar_loaders, open_dataset,
 )
 from resdsl.errors import RunError
 from resdsl.train.config import SYNTHETIC_BYTES, SYNTHETIC_TEST, SYNTHETIC_TRAIN, ResolvedConfig
@@ -31,6 +31,7 @@ class RunData:
     input_shape: tuple
     n_train: int
     n_test: int
+    mean: ImageMean | None = None    # what the inputs have subtracted (recorded: input_mean.pt)
     imagenet: ImageNetData | None = None
     eval_batch: int = EVAL_BATCH
 
@@ -86,7 +87,8 @@ def open_run_data(r: ResolvedConfig, device: torch.device, eval_batch: int | Non
                                 eval_batch_size=eval_batch)
         return RunData(name=r.data, train=loaders.train, test=loaders.test, val=loaders.val,
                        num_classes=data.num_classes, input_shape=shape,
-                       n_train=loaders.train.num_samples, n_test=loaders.test.num_samples)
+                       n_train=loaders.train.num_samples, n_test=loaders.test.num_samples,
+                       mean=ImageMean(channel=loaders.mean.mean((1, 2)), pixel=loaders.mean))
     # ImageNet-style folders
     c, h, w = shape
     if h != w:
@@ -106,5 +108,5 @@ def open_run_data(r: ResolvedConfig, device: torch.device, eval_batch: int | Non
     test = data.val_loader(eval_batch, mode="center", num_workers=r.workers)
     return RunData(name="imagenet", train=train, test=test, val=None,
                    num_classes=data.num_classes, input_shape=shape,
-                   n_train=len(data.train_items), n_test=len(data.val_items), imagenet=data,
-                   eval_batch=eval_batch)
+                   n_train=len(data.train_items), n_test=len(data.val_items), mean=data.mean,
+                   imagenet=data, eval_batch=eval_batch)

@@ -304,6 +304,10 @@ class Trainer:
             self._rows_cache = []
             if self.dist.is_main:
                 record.start_record(self.out, self.config_json())
+        # (a run started before input_mean.pt existed gets it when resumed)
+        mean = self.data.mean
+        if self.dist.is_main and mean is not None and not (self.out / record.INPUT_MEAN).exists():
+            record.save_input_mean(self.out, mean.pixel, mean.channel)
         self.seg0 = time.perf_counter()
         self.write_summary("running")
         bar = Progress(r.iters, st.it, self.show if self.dist.is_main else "nothing",
