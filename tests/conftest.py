@@ -54,6 +54,20 @@ def assert_reported_at(err, path, text: str, line: int, col: int, words=()) -> N
     assert message.startswith(f"{path}:{line}:{col}: error: "), message
     for w in words:
         assert w in message, message
+    assert_source_shown(message, text.splitlines()[line - 1], col)
+
+
+def assert_source_shown(message: str, src: str, col: int) -> None:
+    """A SpecError's second and third lines show source line ``src`` (a long one as a window of
+    at most 100 characters around the column, "…" where cut) and a caret under column ``col``."""
     lines = message.splitlines()
-    assert lines[1].endswith(text.splitlines()[line - 1]), message
-    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1, message
+    shown = lines[1].split(" | ", 1)[1]
+    caret = lines[2].index("^") - lines[2].index("|") - 2
+    if shown == src:
+        assert caret == col - 1, message
+        return
+    lead, trail = shown.startswith("…"), shown.endswith("…")
+    core = shown[int(lead):len(shown) - int(trail)]
+    start = col - 1 - (caret - int(lead))      # where the shown part begins in the source line
+    assert len(core) <= 100 and start >= 0 and src[start:start + len(core)] == core, message
+    assert lead == (start > 0) and trail == (start + len(core) < len(src)), message

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from resdsl.errors import SpecError
 from resdsl.spec import load_network
 
-from conftest import REPO, SPECS, assert_reported_at
+from conftest import REPO, SPECS, assert_reported_at, assert_source_shown
 
 GOOD = textwrap.dedent("""\
     param n = 2 in 1..50
@@ -167,8 +167,9 @@ def test_a_long_line_is_shown_around_the_column(tmp_path):
     assert "oops" in lines[0]
     assert col > 300 and len(text.splitlines()[line_no - 1]) > 400
     assert all(len(l) < 120 for l in lines[1:])
-    shown = lines[1].split("| ", 1)[1]
+    shown = lines[1].split(" | ", 1)[1]
     assert shown.startswith("…") and shown.endswith("…") and len(shown) == 102
+    assert_source_shown(str(e.value), text.splitlines()[line_no - 1], col)
     caret = lines[2].index("^") - lines[2].index("|") - 2
     assert shown[caret:caret + 4] == "oops"
 

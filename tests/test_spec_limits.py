@@ -14,7 +14,7 @@ from resdsl.errors import SpecError
 from resdsl.spec import load_network
 from resdsl.spec.limits import MAX_NESTING, MAX_SPEC_BYTES, MAX_STRING_CHARS, MAX_SYNTAX_DEPTH
 
-from conftest import REPO, SPECS, run_cli
+from conftest import REPO, SPECS, assert_source_shown, run_cli
 
 NET = """network t {
   input 3x8x8
@@ -35,10 +35,7 @@ def assert_spec_error(code, err, path, line, col, words):
     assert err.startswith(f"{path}:{line}:{col}: error: "), err[:300]
     for w in words:
         assert w in err, err[:300]
-    lines = err.splitlines()
-    src = path.read_text().splitlines()[line - 1]
-    assert lines[1].endswith(src[-200:])
-    assert lines[2].index("^") - lines[2].index("|") - 2 == col - 1
+    assert_source_shown(err, path.read_text().splitlines()[line - 1], col)
 
 
 # ---- limits: (id, spec text, line, col, words naming the limit) ----
