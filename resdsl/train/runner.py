@@ -578,6 +578,6 @@ def resume(run_dir: str | Path, *, on_eval: OnEval | None = None,
     # spec files have changed since (a prelude edited, another checkout, another machine)
     r, rebuilt = resolve_run(run_dir, **changes)
     if rebuilt and not quiet:
-        print(f"resdsl: {r.request.spec} or a file it imports changed since the run started; "
-              "resuming with the spec texts recorded in its config.json", file=sys.stderr)
+        print(f"resdsl: {r.request.spec} or a file it imports changed (or is gone) since the run "
+              "started; resuming with the spec texts recorded in its config.json", file=sys.stderr)
     return _run(r, run_dir, on_eval, on_progress, progress, quiet, resuming=True)
