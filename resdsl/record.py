@@ -266,7 +266,7 @@ def load_input_mean(run_dir: Path):
     """The ``ImageMean`` of a run's input_mean.pt (``normalize(x)`` gives the network's input)."""
     import torch
 
-    from resdsl.data.imagenet import ImageMean
+    from resdsl.data.arrays import ImageMean
 
     path = Path(run_dir) / INPUT_MEAN
     try:

@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 # Everything else is imported on first use: the names above are read by the command line's
 # help, which must not wait for torch.
 _HOMES = {
-    "resdsl.data.arrays": ("ImageArrays", "mean_image", "normalize", "split_validation"),
+    "resdsl.data.arrays": ("ImageArrays", "ImageMean", "mean_image", "normalize", "split_validation"),
     "resdsl.data.cifar": ("CIFAR10_CLASSES", "CifarEvalLoader", "CifarLoader", "CifarLoaders",
                           "augment_cifar", "cache_dir", "cifar_loaders", "download_cifar10",
                           "find_cifar10", "load_cifar10", "verify_cifar10"),
-    "resdsl.data.imagenet": ("ImageFolder", "ImageMean", "ImageNetData", "ImageNetLoader",
+    "resdsl.data.imagenet": ("ImageFolder", "ImageNetData", "ImageNetLoader",
                              "multiscale_scores", "multiscale_sizes", "open_imagenet",
                              "tencrop_scores"),
     "resdsl.data.metrics": ("top1_error", "top5_error", "topk_correct"),

@@ -1,6 +1,7 @@
 """Image classification data held in memory as uint8 tensors, whatever its source (CIFAR-10
-batches, synthetic images): the container, the validation split, the per-pixel mean and the
-normalization the in-memory loaders apply."""
+batches, synthetic images): the container, the validation split, the per-pixel mean, the
+normalization the in-memory loaders apply, and ``ImageMean``, the mean a run subtracts
+(any dataset; recorded as input_mean.pt)."""
 
 from __future__ import annotations
 
@@ -118,3 +119,30 @@ def normalize(x: torch.Tensor, mean: torch.Tensor, scale: float = 1 / 255) -> to
     out = x.to(torch.float32, copy=True)
     # in place: on the whole training set, temporaries cost ten times the arithmetic
     return out.sub_(mean.to(x.device, torch.float32)).mul_(scale)
+
+
+# the commonly published ImageNet channel means, in 0..255 units: a fallback that needs no scan
+IMAGENET_CHANNEL_MEAN = (123.675, 116.28, 103.53)
+
+
+@dataclass
+class ImageMean:
+    """Mean pixel values in 0..255: ``pixel`` (3, S, S) or None, ``channel`` (3,). What a run
+    subtracts from its inputs (CIFAR-10's per-pixel mean too; recorded as input_mean.pt)."""
+
+    channel: torch.Tensor
+    pixel: torch.Tensor | None = None
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(3, H, W) or (N, 3, H, W) pixels in 0..255 -> float32 ``(x - mean) * (1/255)``, the
+        operation of the CIFAR loaders (``normalize`` above), so a run's inputs are recomputed
+        bit for bit; per pixel when the size matches the mean image, per channel otherwise."""
+        if self.pixel is not None and tuple(x.shape[-2:]) == tuple(self.pixel.shape[-2:]):
+            m = self.pixel
+        else:
+            m = self.channel[:, None, None]
+        return normalize(x, m)
+
+    @classmethod
+    def imagenet(cls) -> "ImageMean":
+        return cls(channel=torch.tensor(IMAGENET_CHANNEL_MEAN, dtype=torch.float32))

@@ -43,7 +43,7 @@ from PIL import Image
 from resdsl.errors import DataError, did_you_mean
 from resdsl.text import choose
 from resdsl.io import atomic_write_bytes
-from resdsl.data.arrays import normalize
+from resdsl.data.arrays import ImageMean
 from resdsl.data.cifar import cache_dir
 from resdsl.data.names import TEST_MODES
 from resdsl.data.stream import ResumableStream, mix_seed
@@ -56,8 +56,6 @@ PCA_EIGVAL = torch.tensor([0.2175, 0.0188, 0.0045])
 PCA_EIGVEC = torch.tensor([[-0.5675, 0.7192, 0.4009],
                            [-0.5808, -0.0045, -0.8140],
                            [-0.5836, -0.6948, 0.4203]])
-# the commonly published ImageNet channel means, in 0..255 units: a fallback that needs no scan
-IMAGENET_CHANNEL_MEAN = (123.675, 116.28, 103.53)
 
 
 def default_num_workers() -> int:
@@ -140,29 +138,6 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
 
 
 # --------------------------------------------------------------------------- mean
-
-@dataclass
-class ImageMean:
-    """Mean pixel values in 0..255: ``pixel`` (3, S, S) or None, ``channel`` (3,). What a run
-    subtracts from its inputs (CIFAR-10's per-pixel mean too; recorded as input_mean.pt)."""
-
-    channel: torch.Tensor
-    pixel: torch.Tensor | None = None
-
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """(3, H, W) or (N, 3, H, W) pixels in 0..255 -> float32 ``(x - mean) * (1/255)``, the
-        operation of the CIFAR loaders (``arrays.normalize``), so a run's inputs are recomputed
-        bit for bit; per pixel when the size matches the mean image, per channel otherwise."""
-        if self.pixel is not None and tuple(x.shape[-2:]) == tuple(self.pixel.shape[-2:]):
-            m = self.pixel
-        else:
-            m = self.channel[:, None, None]
-        return normalize(x, m)
-
-    @classmethod
-    def imagenet(cls) -> "ImageMean":
-        return cls(channel=torch.tensor(IMAGENET_CHANNEL_MEAN, dtype=torch.float32))
-
 
 def compute_mean(items: Sequence[tuple[Path, int]], *, resize: int = 256, crop: int = 224,
                  sample: int = 2000, seed: int = 0, num_workers: int | None = None) -> ImageMean:
