@@ -333,6 +333,52 @@ def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, 
     assert code == 2 and "its val/ folder is its test set" in err
 
 
+def test_eval_of_an_imagenet_run_needs_only_val(tmp_path, monkeypatch, capsys):
+    """A run records its class list and input mean, so another machine holding only val/ (and
+    maybe not every class of it) evaluates it with the labels and mean it trained with."""
+    from test_train import write_image_folders
+
+    write_image_folders(tmp_path / "img")
+    text = Path(SPEC).read_text().replace("classes 10", "classes 3")
+    s = train(TrainConfig(text, dict(TINY), recipe="imagenet", data_dir=str(tmp_path / "img"),
+                          iters=6, batch_size=4, eval_every=3, workers=0, test_mode="center"),
+              tmp_path / "run", quiet=True)
+    assert read(tmp_path / "run" / "config.json")["data"]["classes"] == ["n0000", "n0001", "n0002"]
+    val_only = tmp_path / "elsewhere"
+    shutil.copytree(tmp_path / "img" / "val", val_only / "val")
+    code, out, err = run_main(["eval", tmp_path / "run", "--data-dir", val_only, "--json"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["view"], result["images"]) == ("center", 6)
+    assert result["top1_err"] == result["recorded_top1_err"] == s["final"]["test_err"]
+    assert not (val_only / ".resdsl").exists()          # no mean computed: the run's was used
+
+    # val/ without its first class: the other two keep labels 1 and 2 (a rescan would say 0, 1)
+    model, _ = resdsl.load_run(tmp_path / "run")
+    mean = resdsl.load_input_mean(tmp_path / "run")
+    shutil.rmtree(val_only / "val" / "n0000")
+    code, out, err = run_main(["eval", tmp_path / "run", "--data-dir", val_only, "--json"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    from resdsl.data.imagenet import CenterCropTransform, load_image
+    crop = read(tmp_path / "run" / "config.json")["spec"]["input_shape"][-1]
+    view = CenterCropTransform(mean, resize=round(crop * 256 / 224), crop=crop)
+    wrong = 0
+    for label, cls in ((1, "n0001"), (2, "n0002")):
+        for f in sorted((val_only / "val" / cls).iterdir()):
+            with torch.no_grad():
+                wrong += int(model(view(load_image(f), None)[None]).argmax(1).item() != label)
+    assert json.loads(out)["images"] == 4
+    assert json.loads(out)["top1_err"] == pytest.approx(wrong / 4)
+
+    (val_only / "val" / "n0009").mkdir()                # a class the run never saw
+    shutil.copy(val_only / "val" / "n0001" / "img0.png", val_only / "val" / "n0009" / "x.png")
+    code, out, err = run_main(["eval", tmp_path / "run", "--data-dir", val_only], monkeypatch,
+                              capsys, tmp_path)
+    assert code == 2 and "Traceback" not in err and "class 'n0009' is not a training class" in err
+
+
 # --------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("case", ["not a run", "no such folder", "no weights", "garbage weights",

@@ -37,7 +37,7 @@ _HOMES = {
                           "find_cifar10", "load_cifar10", "verify_cifar10"),
     "resdsl.data.imagenet": ("ImageFolder", "ImageNetData", "ImageNetLoader",
                              "multiscale_scores", "multiscale_sizes", "open_imagenet",
-                             "tencrop_scores"),
+                             "open_imagenet_val", "tencrop_scores"),
     "resdsl.data.metrics": ("top1_error", "top5_error", "topk_correct"),
     "resdsl.data.safe_pickle": ("safe_load_pickle",),
     "resdsl.data.synthetic": ("make_synthetic",),

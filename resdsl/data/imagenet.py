@@ -539,6 +539,20 @@ def open_imagenet(root: str | Path, *, crop: int = 224, resize: int = 256,
                         mean=m, crop=crop, resize=resize, scale=(int(scale[0]), int(scale[1])))
 
 
+def open_imagenet_val(root: str | Path, classes: Sequence[str], mean: ImageMean, *,
+                      crop: int = 224, resize: int = 256) -> ImageNetData:
+    """Scan ``root/val`` alone, for evaluating a trained run: the class list and the mean are
+    the run's own (recorded when it trained), so no training image is read, and a machine that
+    holds only val/ can evaluate."""
+    root = Path(root).expanduser()
+    if not 0 < crop <= resize:
+        raise DataError(f"image sizes do not fit: need 0 < crop <= resize; got crop {crop}, "
+                        f"resize {resize}")
+    classes, val_items = scan_split(root, "val", list(classes))
+    return ImageNetData(root=root, classes=classes, train_items=[], val_items=val_items,
+                        mean=mean, crop=crop, resize=resize, scale=(resize, resize))
+
+
 # --------------------------------------------------------------------------- test-time scoring
 
 def _softmax_scores(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

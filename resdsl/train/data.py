@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterable
 
 import torch
 
 from resdsl.data import (
-    ImageArrays, ImageMean, ImageNetData, cifar_loaders, open_dataset,
+    ImageArrays, ImageMean, ImageNetData, cifar_loaders, open_dataset, open_imagenet_val,
 )
 from resdsl.errors import RunError
 from resdsl.train.config import SYNTHETIC_BYTES, SYNTHETIC_TEST, SYNTHETIC_TRAIN, ResolvedConfig
@@ -33,6 +34,7 @@ class RunData:
     n_test: int
     mean: ImageMean | None = None    # what the inputs have subtracted (recorded: input_mean.pt)
     imagenet: ImageNetData | None = None
+    classes: list[str] | None = None  # ImageNet's class folders in label order (recorded too)
     eval_batch: int = EVAL_BATCH
 
     def final_test(self, mode: str, workers: int | None):
@@ -90,12 +92,9 @@ def open_run_data(r: ResolvedConfig, device: torch.device, eval_batch: int | Non
                        n_train=loaders.train.num_samples, n_test=loaders.test.num_samples,
                        mean=ImageMean(channel=loaders.mean.mean((1, 2)), pixel=loaders.mean))
     # ImageNet-style folders
-    c, h, w = shape
-    if h != w:
-        raise RunError(f"ImageNet training crops are square; spec {net.name} takes {h}x{w}")
-    resize = round(h * 256 / 224)
-    data = open_dataset("imagenet", r.data_dir, crop=h, resize=resize,
-                        scale=(resize, round(h * 480 / 224)), seed=DATA_SEED,
+    crop, resize = imagenet_sizes(r)
+    data = open_dataset("imagenet", r.data_dir, crop=crop, resize=resize,
+                        scale=(resize, round(crop * 480 / 224)), seed=DATA_SEED,
                         num_workers=r.workers)
     if data.num_classes != net.num_classes:
         raise RunError(f"spec {net.name} has {net.num_classes} classes but {r.data_dir} has "
@@ -109,4 +108,33 @@ def open_run_data(r: ResolvedConfig, device: torch.device, eval_batch: int | Non
     return RunData(name="imagenet", train=train, test=test, val=None,
                    num_classes=data.num_classes, input_shape=shape,
                    n_train=len(data.train_items), n_test=len(data.val_items), mean=data.mean,
-                   imagenet=data, eval_batch=eval_batch)
+                   imagenet=data, eval_batch=eval_batch, classes=list(data.classes))
+
+
+def imagenet_sizes(r: ResolvedConfig) -> tuple[int, int]:
+    """(crop, resize) of an ImageNet-style run: the spec's input size, and the shorter side of
+    the test view in the paper's proportion (224 of 256)."""
+    _, h, w = r.net.input_shape
+    if h != w:
+        raise RunError(f"ImageNet training crops are square; spec {r.net.name} takes {h}x{w}")
+    return h, round(h * 256 / 224)
+
+
+def open_eval_data(r: ResolvedConfig, run_dir: Path, device: torch.device,
+                   eval_batch: int | None = None) -> RunData:
+    """The data to evaluate a trained run on. An ImageNet run that recorded its class list
+    (config.json) and input mean (input_mean.pt) is evaluated from val/ alone with them; any
+    other run opens its data as training did (``open_run_data``)."""
+    from resdsl import record
+
+    classes = (record.read_run_config(run_dir).get("data") or {}).get("classes")
+    if r.data != "imagenet" or not classes or not (Path(run_dir) / record.INPUT_MEAN).exists():
+        return open_run_data(r, device, eval_batch)
+    eval_batch = eval_batch or default_eval_batch(r.data)
+    crop, resize = imagenet_sizes(r)
+    data = open_imagenet_val(r.data_dir, classes, record.load_input_mean(run_dir), crop=crop,
+                             resize=resize)
+    test = data.val_loader(eval_batch, mode="center", num_workers=r.workers)
+    return RunData(name="imagenet", train=None, test=test, val=None, num_classes=data.num_classes,
+                   input_shape=tuple(r.net.input_shape), n_train=0, n_test=len(data.val_items),
+                   mean=data.mean, imagenet=data, eval_batch=eval_batch, classes=list(data.classes))

@@ -50,13 +50,13 @@ def _member_predictions(run_dir: Path, device: str) -> dict:
 
 
 def _recompute(run_dir: Path, device: str) -> dict:
-    from resdsl.train.data import open_run_data
+    from resdsl.train.data import open_eval_data
     from resdsl.train.evaluate import evaluate_final_view
     from resdsl.train.trained import open_run
 
     run = open_run(run_dir, device)
     r = run.config
-    res = evaluate_final_view(run.model, open_run_data(r, run.device), r, run.device)
+    res = evaluate_final_view(run.model, open_eval_data(r, run_dir, run.device), r, run.device)
     return {"probs": res.probs, "targets": res.targets, "view": r.test_mode, "data": r.data,
             "n": res.n}
 

@@ -60,7 +60,7 @@ def eval_command(
     """
     from resdsl.spec.analysis import estimate_memory
     from resdsl.machine import check_memory
-    from resdsl.train.data import default_eval_batch, open_run_data
+    from resdsl.train.data import default_eval_batch, open_eval_data
     from resdsl.train.devices import available_memory, device_name
     from resdsl.train.evaluate import evaluate, evaluate_final_view, periodic_view
     from resdsl.train.config import resolve_run
@@ -96,7 +96,7 @@ def eval_command(
     need = estimate_memory(r.net)
     check_memory(f"evaluating at batch {batch} on {device_name(run.device)}", need.inference(batch),
                  available_memory(run.device), need.params)
-    data = open_run_data(r, run.device, eval_batch=batch_size)
+    data = open_eval_data(r, run_dir, run.device, eval_batch=batch_size)
     if split == "test":
         result, view = evaluate_final_view(run.model, data, r, run.device), r.test_mode
     else:

@@ -173,7 +173,9 @@ class Trainer:
                      "shortcut": shortcut_option(net)},
             "recipe": r.recipe_json(),
             "data": {"name": self.data.name, "dir": r.data_dir, "train_images": self.data.n_train,
-                     "test_images": self.data.n_test},
+                     "test_images": self.data.n_test,
+                     # label order of class folders, so evaluation needs val/ alone
+                     **({"classes": self.data.classes} if self.data.classes else {})},
             "request": r.request.to_json(),
             "hash": self.hash, "started": record.now(),
         }
