@@ -519,3 +519,24 @@ def test_build_seed_makes_the_exported_initialization_reproducible(tmp_path, mon
     assert np.abs(_outputs(paths["c"], x) - expected).max() > 1e-2
     code, out, err = run_main(["build", "cifar_6n2", "--seed", "1"], monkeypatch, capsys, tmp_path)
     assert code == 2 and "--seed seeds the initialization of the exported network" in err
+
+
+def test_the_shipped_resnet20_is_a_usable_model():
+    """reports/cifar10-full/resnet20, trained with the full recipe, ships as weights without its
+    checkpoint: it loads as the paper's ResNet-20 and its record is complete and consistent."""
+    run = REPO / "reports" / "cifar10-full" / "resnet20"
+    summary = read(run / "summary.json")
+    assert (summary["status"], summary["iters_done"], summary["reduced"]) == ("completed", 64000, False)
+    assert not (run / "checkpoint.pt").exists()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iter"] for r in rows] == list(range(1000, 64001, 1000))
+    assert summary["final"] == rows[-1] and summary["final"]["test_err"] < 0.09   # paper: 8.75%
+    assert [r["lr"] for r in rows if r["iter"] in (32000, 48000, 64000)] == \
+        pytest.approx([0.1, 0.01, 0.001])            # a row's lr is that of the iterations before it
+    model, cfg = resdsl.load_run(run)
+    assert not model.training and sum(p.numel() for p in model.parameters()) == 269722   # 0.27M
+    assert (cfg.iters, cfg.batch_size, cfg.milestones, cfg.seed) == (64000, 128, [32000, 48000], 0)
+    mean = resdsl.load_input_mean(run)
+    images = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        assert model(mean.normalize(images)).shape == (2, 10)
