@@ -461,6 +461,9 @@ def test_export_equals_pytorch(run, tmp_path, monkeypatch, capsys):
         import onnxruntime  # noqa: F401
     except ImportError:
         assert "onnxruntime is not installed: checking with onnx's reference evaluator" in err
+        assert "check (onnx reference evaluator, random batch of 2)" in out
+    else:                                       # the onnx extra installs it: CI takes this branch
+        assert "check (onnxruntime, random batch of 2)" in out and "not installed" not in err
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
@@ -472,6 +475,21 @@ def test_export_equals_pytorch(run, tmp_path, monkeypatch, capsys):
     with torch.no_grad():
         expected = checkpoint_model(run)(x).numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_export_check_without_onnxruntime_uses_the_reference_evaluator(run, tmp_path, monkeypatch,
+                                                                       capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    import resdsl.onnx_export as onnx_export
+
+    monkeypatch.setattr(onnx_export, "onnxruntime_installed", lambda: False)
+    code, out, err = run_main(["export", run, "--onnx", tmp_path / "r.onnx", "--check"], monkeypatch,
+                              capsys, tmp_path)
+    assert code == 0, err
+    assert "onnxruntime is not installed: checking with onnx's reference evaluator" in err
+    assert "check (onnx reference evaluator, random batch of 2): max abs diff" in out
+    assert out.rstrip().endswith(": ok")
 
 
 def test_export_check_fails_when_the_outputs_differ(run, tmp_path, monkeypatch, capsys):
