@@ -539,10 +539,52 @@ def test_build_seed_makes_the_exported_initialization_reproducible(tmp_path, mon
     assert code == 2 and "--seed seeds the initialization of the exported network" in err
 
 
+SHIPPED_RESNET20 = REPO / "reports" / "cifar10-full" / "resnet20"
+# The real CIFAR-10 beside the checkout, where the development machines keep it (never in CI)
+REAL_CIFAR10 = Path(os.environ.get("RESDSL_CIFAR10_DIR",
+                                   REPO.parent / "shared" / "data" / "cifar-10-batches-py"))
+
+
+def test_the_shipped_resnet20_evaluates_through_the_cli(monkeypatch, capsys, tmp_path):
+    """`resdsl eval` of the shipped run on a CIFAR-format folder written here: its top-1 error is
+    the one counted by argmax over load_run's module on the same raw images."""
+    import pickle
+
+    data = write_cifar(tmp_path, n=200, seed=3)
+    code, out, err = run_main(["eval", SHIPPED_RESNET20, "--data-dir", data, "--json"], monkeypatch,
+                              capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["images"], result["weights"], result["weights_iter"]) == (200, "weights.pt", 64000)
+    batch = pickle.loads((data / "test_batch").read_bytes())
+    raw = torch.from_numpy(batch[b"data"].reshape(-1, 3, 32, 32))
+    labels = torch.tensor(batch[b"labels"])
+    model, _ = resdsl.load_run(SHIPPED_RESNET20)
+    with torch.no_grad():
+        logits = model(resdsl.load_input_mean(SHIPPED_RESNET20).normalize(raw))
+    wrong = int((logits.argmax(1) != labels).sum())
+    assert result["top1_err"] == pytest.approx(wrong / 200, abs=1e-12)
+    assert result["recorded_top1_err"] is None      # 200 images, not the run's 10,000: nothing to set beside
+
+
+@pytest.mark.skipif(not (REAL_CIFAR10 / "test_batch").exists(),
+                    reason=f"the real CIFAR-10 is not at {REAL_CIFAR10} (RESDSL_CIFAR10_DIR)")
+def test_the_shipped_resnet20_reproduces_its_test_error_on_the_real_cifar10(monkeypatch, capsys,
+                                                                              tmp_path):
+    code, out, err = run_main(["eval", SHIPPED_RESNET20, "--data-dir", REAL_CIFAR10, "--json"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    final = read(SHIPPED_RESNET20 / "summary.json")["final"]
+    assert result["images"] == 10000
+    assert (result["top1_err"], result["top5_err"]) == (final["test_err"], final["test_top5_err"])
+    assert round(100 * result["top1_err"], 2) == 8.36                  # the README's figure
+
+
 def test_the_shipped_resnet20_is_a_usable_model():
     """reports/cifar10-full/resnet20, trained with the full recipe, ships as weights without its
     checkpoint: it loads as the paper's ResNet-20 and its record is complete and consistent."""
-    run = REPO / "reports" / "cifar10-full" / "resnet20"
+    run = SHIPPED_RESNET20
     summary = read(run / "summary.json")
     assert (summary["status"], summary["iters_done"], summary["reduced"]) == ("completed", 64000, False)
     assert not (run / "checkpoint.pt").exists()
