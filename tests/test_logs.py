@@ -195,6 +195,46 @@ def test_sweep_trials_report_every_evaluation_show_progress_and_write_scalars(tm
         Path(t.user_attrs["run_dir"]).name for t in study.trials)
 
 
+def test_heartbeat_publishes_the_trials_progress_while_it_trains(tmp_path, monkeypatch):
+    """A sweep worker's Heartbeat writes the training loop's latest snapshot into the study while
+    the trial is still running, not only at its end: at the first evaluation (iteration 20 of
+    40) the storage already holds a snapshot of iterations 1-20, and the trial is RUNNING."""
+    import time
+
+    import resdsl.sweep.study as sweep_study
+
+    monkeypatch.setattr(sweep_study, "PROGRESS_INTERVAL", 0.01)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(storage=storage, study_name="beat")
+    trial = study.ask()
+    seen = []
+
+    def at_evaluation(row):
+        if row["iter"] == 20:                        # the loop waits here; the heartbeat does not
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                attrs = storage.get_trial(trial._trial_id).user_attrs
+                if "progress" in attrs:
+                    break
+                time.sleep(0.01)
+            t = storage.get_trial(trial._trial_id)
+            seen.append((t.state, t.user_attrs.get("progress")))
+        return False
+
+    cfg = TrainConfig(spec=SPEC, overrides={"n": "1", "width": "8"}, data="synthetic", iters=40,
+                      batch_size=8, eval_every=20, device="cpu")
+    with sweep_study.Heartbeat(storage, trial._trial_id, seed=3) as beat:
+        summary = train(cfg, tmp_path / "run", on_eval=at_evaluation, on_progress=beat.listen,
+                        progress=False, quiet=True)
+    assert summary["status"] == "completed"
+    [(state, during)] = seen
+    assert state == optuna.trial.TrialState.RUNNING
+    assert during is not None and 1 <= during["iter"] <= 20 and during["iters"] == 40
+    assert during["seed"] == 3 and during["eta_s"] > 0
+    after = storage.get_trial(trial._trial_id).user_attrs["progress"]
+    assert after["iter"] == 40 and after["eta_s"] == 0          # the last one, at the end
+
+
 def test_sweep_monitor_shows_in_trial_progress(tmp_path, monkeypatch, capsys):
     """Not on a terminal: a progress line per running trial; on one: the panel shows it."""
     from rich.console import Console
