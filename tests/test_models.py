@@ -329,6 +329,12 @@ def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, 
     assert code == 0, err
     result = json.loads(out)
     assert (result["view"], result["images"], result["recorded_top1_err"]) == ("center", 6, None)
+    code, out, err = run_main(["eval", tmp_path / "run", "--test-mode", "multiscale", "--json"],
+                              monkeypatch, capsys, tmp_path)
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["view"], result["images"], result["recorded_top1_err"]) == ("multiscale", 6, None)
+    assert 6 * result["top1_err"] == pytest.approx(round(6 * result["top1_err"]))   # k of 6 images
     code, out, err = run_main(["eval", tmp_path / "run", "--split", "val"], monkeypatch, capsys, tmp_path)
     assert code == 2 and "its val/ folder is its test set" in err
 
