@@ -22,7 +22,7 @@ from resdsl.errors import SweepError
 from resdsl.sweep.study import give_up_after
 from resdsl.text import format_count
 
-from conftest import REPO
+from conftest import REPO, run_cli
 
 runner = CliRunner()
 
@@ -464,3 +464,51 @@ def test_two_workers_asking_at_once_make_no_trial_beyond_trials(spec, tmp_path, 
     assert sorted(t is None for t in got) == [False, True]
     trials = load(tmp_path / "s").trials
     assert len(trials) == 1 and counts_toward_trials(trials[0])
+
+
+def _draws(out: Path) -> list[tuple]:
+    """Every trial of the sweep in out/, in order: (design, status), rejected ones included."""
+    return [(design(t), t.user_attrs.get("status")) for t in load(out).trials]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_a_seeded_search_repeats_design_for_design(spec, tmp_path, sampler):
+    """--sampler-seed: the same command in two fresh folders samples the same designs in the same
+    order, rejections included, under one study name; another seed draws others."""
+    def seeded(seed, folder):
+        r = sweep(spec, "--sampler", sampler, "--sampler-seed", seed, "--trials", 2,
+                  "--max-flops", LIMIT, *FAST, "--out", tmp_path / folder)
+        assert f"{sampler} (seed {seed}) over" in r.output
+        return _draws(tmp_path / folder)
+
+    first, again = seeded(5, "a"), seeded(5, "b")
+    assert first == again and len(first) >= 2
+    assert sum(status == "completed" for _, status in first) == 2
+    assert all(t.user_attrs["sampler_seed"] == 5 for t in load(tmp_path / "a").trials)
+    names = [optuna.get_all_study_names(f"sqlite:///{tmp_path / f / 'study.db'}") for f in "ab"]
+    assert names[0] == names[1]
+    if sampler == "random":
+        other = seeded(6, "c")
+        assert other != first
+        assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'c' / 'study.db'}") != names[0]
+
+
+def test_trial_seeds_differ_from_trial_to_trial_and_seed_to_seed():
+    """Concurrent workers and machines ask for trials with distinct numbers, so under one
+    --sampler-seed they never share a sampler seed (and never draw alike for that reason)."""
+    from resdsl.sweep.study import trial_seed
+
+    seeds = {trial_seed(s, k) for s in range(4) for k in range(2000)}
+    assert len(seeds) == 8000 and all(0 <= x < 2 ** 32 for x in seeds)
+    assert trial_seed(5, 17) == trial_seed(5, 17)
+
+
+def test_sampler_seed_is_refused_where_nothing_is_drawn(spec, tmp_path, capsys):
+    for args, message in [
+            (["--grid", "n=1,2", "--sampler-seed", "1"], "--sampler-seed seeds the tpe and random "
+                                                         "samplers; the grid sampler draws nothing"),
+            (["--sampler", "random", "--trials", "2", "--sampler-seed", "-1"],
+             "--sampler-seed must be 0 or more, got -1")]:
+        code, out, err = run_cli(["sweep", spec, *args, *FAST, "--out", tmp_path / "x"], capsys)
+        assert code == 2 and message in err and "Traceback" not in err, err
+        assert not (tmp_path / "x").exists()

@@ -26,6 +26,8 @@ def sweep_command(
         help="A grid dimension: a spec parameter or a training field (lr, batch_size, ...). Repeat for more."),
     sampler: Optional[str] = typer.Option(None, "--sampler", metavar=choices_metavar(SAMPLERS), autocompletion=complete_choices(SAMPLERS),
         help="How trials are chosen (default: grid with --grid, else tpe)."),
+    sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", metavar="S",
+        help="Seed the tpe/random draws (trial k from S and k): one worker repeats the study design for design; several workers and machines still draw different designs. A seeded search is a study of its own."),
     trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Designs to train (tpe/random: required unless --timeout; grid: at most N points). Designs rejected by --max-flops/--max-params do not count."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Start no new trial after this many seconds."),
     seeds: int = typer.Option(1, "--seeds", metavar="K", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),
@@ -81,7 +83,7 @@ def sweep_command(
       resdsl sweep cifar_6n2 --n 18 --grid shortcut=A,B,C --val-split 5000
       resdsl sweep cifar_6n2 --data synthetic --grid n=1,2 --grid lr=0.1,0.05 --iters 300 --workers 2
       resdsl sweep cifar_6n2 --sampler tpe --trials 40 --objective error,flops --max-flops 100M
-      resdsl sweep specs/regnet.net --sampler random --trials 32 --max-flops 400M --data synthetic
+      resdsl sweep specs/regnet.net --sampler random --trials 32 --max-flops 400M --data synthetic --sampler-seed 0
       resdsl sweep cifar_6n2 --shortcut A --width 16 --sampler tpe --trials 30 --pruner median
       resdsl sweep cifar_6n2 --grid n=3,5,7 --storage postgresql://resdsl@dbhost:5432/resdsl --study plain-vs-res
     """
@@ -94,7 +96,7 @@ def sweep_command(
 
     quiet_optuna()
     options = SweepOptions(
-        grid=list(grid or []), sampler=sampler, trials=trials, timeout=timeout, seeds=seeds,
+        grid=list(grid or []), sampler=sampler, sampler_seed=sampler_seed, trials=trials, timeout=timeout, seeds=seeds,
         objective=objective, pruner=pruner, max_flops=max_flops, max_params=max_params, out=out,
         study_name=study_name, storage=storage, workers=workers, reuse=reuse)
     overrides = parse_spec_overrides(ctx.args, set_)

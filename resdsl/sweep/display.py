@@ -58,7 +58,8 @@ def print_start(plan: SweepPlan, study, prep: Prepared, nothing_to_run: bool) ->
     n_done = sum(1 for t in trials if t.state.name in FINISHED and counted(t))
     n_rejected = sum(1 for t in trials if is_rejected(t))
     space_text = ", ".join(f"{k} {v}" for k, v in plan.space.describe().items()) or "(none)"
-    _print(f"sweep {plan.study_name}: {plan.network}, {plan.sampler} over {space_text}; "
+    sampler = plan.sampler + (f" (seed {plan.sampler_seed})" if plan.sampler_seed is not None else "")
+    _print(f"sweep {plan.study_name}: {plan.network}, {sampler} over {space_text}; "
            f"objective {', '.join(plan.objective.metrics)}"
            + (f"; pruner {plan.pruner}" if plan.pruner != "none" else ""))
     todo = []

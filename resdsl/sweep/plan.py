@@ -30,6 +30,7 @@ class SweepOptions:
 
     grid: list[str] = field(default_factory=list)
     sampler: str | None = None
+    sampler_seed: int | None = None
     trials: int | None = None
     timeout: float | None = None
     seeds: int = 1
@@ -126,6 +127,12 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
     if any(d.name in ("iters", "epochs") for d in space.dims) and (
             train.get("iters") is not None and train.get("epochs") is not None):
         raise SweepError("give --iters or --epochs, not both")
+    if opts.sampler_seed is not None:
+        if sampler == "grid":
+            raise SweepError("--sampler-seed seeds the tpe and random samplers; the grid sampler "
+                             "draws nothing (its points run in a fixed order)")
+        if opts.sampler_seed < 0:
+            raise SweepError(f"--sampler-seed must be 0 or more, got {opts.sampler_seed}")
     if sampler != "grid" and opts.trials is None and opts.timeout is None:
         raise SweepError(f"--sampler {sampler} needs --trials N (or --timeout SECONDS) to know "
                          "when to stop")
@@ -135,11 +142,14 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
 
     study_name = opts.study_name
     if study_name is None:
-        study_name = _study_name(net.name, {
+        settings = {
             "spec": net.name, "fixed": overrides,
             "train": {k: v for k, v in train.items() if k not in NOT_IN_STUDY_NAME},
             "space": space.describe(), "seeds": opts.seeds, "objective": obj.metrics,
-            "sampler": sampler})
+            "sampler": sampler}
+        if opts.sampler_seed is not None:   # a seeded search is a study of its own (unseeded
+            settings["sampler_seed"] = opts.sampler_seed   # studies keep their names)
+        study_name = _study_name(net.name, settings)
     out = Path(opts.out) if opts.out is not None else Path("reports") / "sweeps" / study_name
     out = check_output_dir("--out", out)
     storage = check_sqlite_url("--storage", opts.storage or f"sqlite:///{(out / 'study.db').resolve()}")
@@ -152,7 +162,8 @@ def plan_sweep(spec: str, overrides: dict, train: dict, opts: SweepOptions) -> S
         threads = max(1, (os.cpu_count() or 1) // opts.workers)
     return SweepPlan(
         spec=spec_arg, fixed=overrides, train=train, space=space, objective=obj,
-        sampler=sampler, pruner=pruner, storage=storage, study_name=study_name,
+        sampler=sampler, sampler_seed=opts.sampler_seed, pruner=pruner, storage=storage,
+        study_name=study_name,
         out=str(out.resolve()), trials=opts.trials, timeout=opts.timeout, max_flops=flops_limit,
         max_params=params_limit, reuse=opts.reuse, reuse_roots=_reuse_roots(out),
         workers=opts.workers, threads=threads, min_resource=base.eval_every,

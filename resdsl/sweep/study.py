@@ -14,6 +14,9 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
   for one caller only). Under tpe/random, a worker with an empty queue asks the sampler for a
   new trial while the study has fewer than --trials designs that count; it counts and asks
   under the same lock, so two workers never both make the last one.
+- Under --sampler-seed S, the sampler that draws trial k's design is seeded from (S, k)
+  (``trial_seed``): trial numbers are unique in a study, so workers never share a seed, and one
+  worker repeats a study draw for draw.
 - Where a server storage has no such lock (MySQL) and two machines queue the same point at the
   same moment, the later trial is recorded PRUNED as "duplicate" when popped.
 
@@ -53,6 +56,7 @@ roots: by default the ``reports/`` folder above --out (else --out itself), up to
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -133,6 +137,7 @@ class SweepPlan:
     max_resource: int = 1
     prune_startup: int = 3
     network: str = ""                # the checked network's name, for messages
+    sampler_seed: int | None = None  # tpe/random: each new trial's draws seeded (make_sampler)
 
 
 # --------------------------------------------------------------------------- Optuna plumbing
@@ -189,14 +194,27 @@ def make_storage(url: str, heartbeat: bool = True):
                              "mysql+pymysql://USER@HOST/DB") from None
 
 
-def make_sampler(plan: SweepPlan):
+def make_sampler(plan: SweepPlan, trial_number: int | None = None):
+    """The plan's sampler. tpe/random are unseeded unless --sampler-seed S: then the sampler that
+    draws trial k's design is seeded from (S, k) (``trial_seed``)."""
     import optuna
 
     if plan.sampler == "grid":
         return _GridSampler(plan.space.grid(), seed=0)
+    seed = None
+    if plan.sampler_seed is not None and trial_number is not None:
+        seed = trial_seed(plan.sampler_seed, trial_number)
     if plan.sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=None)
-    return optuna.samplers.RandomSampler(seed=None)
+        return optuna.samplers.TPESampler(seed=seed)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def trial_seed(sampler_seed: int, trial_number: int) -> int:
+    """The seed of trial ``trial_number``'s draws under --sampler-seed: a function of the two
+    only, so one worker repeats a study draw for draw, while trial numbers, unique in a study,
+    keep concurrent workers and machines (and a resumed sweep) from drawing the same designs."""
+    digest = hashlib.sha256(f"{sampler_seed}:{trial_number}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def make_pruner(plan: SweepPlan):
@@ -864,12 +882,23 @@ def pop_trial(study, storage, plan: SweepPlan):
     if plan.sampler == "grid":
         return None
     if plan.trials is None:
-        return study.ask()
+        return _ask(study, plan)
     # count and ask under the storage's lock: two workers that both saw N-1 counting trials
     # would otherwise both ask, and train N+1
     with storage_lock(plan.storage):
         counting = sum(1 for t in study.get_trials(deepcopy=False) if counts_toward_trials(t))
-        return None if counting >= plan.trials else study.ask()
+        return None if counting >= plan.trials else _ask(study, plan)
+
+
+def _ask(study, plan: SweepPlan):
+    """A new trial of the sampler (tpe/random). Under --sampler-seed its design is drawn by a
+    sampler seeded for its number: both samplers draw at suggest time, after ask has numbered
+    the trial (their relative search space is empty: TPE is not multivariate here)."""
+    trial = study.ask()
+    if plan.sampler_seed is not None:
+        study.sampler = make_sampler(plan, trial.number)
+        trial.set_user_attr("sampler_seed", plan.sampler_seed)
+    return trial
 
 
 def worker_loop(plan: SweepPlan, deadline: float | None = None) -> bool:
