@@ -311,6 +311,26 @@ def test_eval_on_a_cifar_folder_moved_since_the_run(cifar_run, tmp_path, monkeyp
     assert not (tmp_path / "cache").exists()           # nothing downloaded, nothing cached
 
 
+def test_a_relative_data_dir_is_recorded_as_the_folder_it_meant(tmp_path, monkeypatch, capsys):
+    """`--data-dir ../data` is recorded as an absolute path, so `resdsl eval RUN` finds the data
+    from any folder, not only from where the training was started."""
+    monkeypatch.setenv("RESDSL_DATA", str(tmp_path / "cache"))
+    write_cifar(tmp_path / "data")
+    (tmp_path / "work").mkdir()
+    code, out, err = run_main(["train", SPEC, "--n", "1", "--width", "8", "--iters", "4",
+                               "--batch-size", "16", "--eval-every", "4", "--quiet",
+                               "--data-dir", "../data", "--out", "run"], monkeypatch, capsys,
+                              tmp_path / "work")
+    assert code == 0, err
+    run = tmp_path / "work" / "run"
+    cfg = read(run / "config.json")
+    assert cfg["data"]["dir"] == cfg["request"]["data_dir"] == str(tmp_path / "data")
+    code, out, err = run_main(["eval", run, "--json"], monkeypatch, capsys, tmp_path / "data")
+    assert code == 0, err
+    assert json.loads(out)["top1_err"] == read(run / "summary.json")["final"]["test_err"]
+    assert not (tmp_path / "cache").exists()
+
+
 def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, capsys):
     from test_train import write_image_folders
 
@@ -585,6 +605,30 @@ def test_the_shipped_resnet20_reproduces_its_test_error_on_the_real_cifar10(monk
     assert result["images"] == 10000
     assert (result["top1_err"], result["top5_err"]) == (final["test_err"], final["test_top5_err"])
     assert round(100 * result["top1_err"], 2) == 8.36                  # the README's figure
+
+
+SHIPPED_RUNS = sorted(p.parent for p in (REPO / "reports").rglob("summary.json")
+                      if read(p).get("status") == "completed" and (p.parent / "config.json").exists()
+                      and read(p.parent / "config.json").get("kind") == "run")
+
+
+@pytest.mark.parametrize("run_dir", SHIPPED_RUNS, ids=lambda p: str(p.relative_to(REPO / "reports")))
+def test_every_completed_run_shipped_under_reports_is_a_usable_model(run_dir):
+    """The issue's rule for the shipped records: a completed run keeps its trained weights in the
+    repository (weights.pt; checkpoints stay local), so load_run gives its network."""
+    assert (run_dir / "weights.pt").is_file(), f"{run_dir} has no weights.pt"
+    summary = read(run_dir / "summary.json")
+    model, cfg = resdsl.load_run(run_dir)
+    assert not model.training
+    assert sum(p.numel() for p in model.parameters()) == summary["params"]
+    state = torch.load(run_dir / "weights.pt", weights_only=True)
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+def test_the_shipped_records_include_the_full_recipe_and_reduced_runs():
+    names = {str(p.relative_to(REPO / "reports")) for p in SHIPPED_RUNS}
+    assert {"cifar10-full/resnet20", "cifar10/resnet20-2k", "cifar10/plain20-2k",
+            "cifar10/resnet56-2k", "cifar10/plain56-2k"} <= names
 
 
 def test_the_shipped_resnet20_is_a_usable_model():
