@@ -96,9 +96,10 @@ def sweep_command(
 
     quiet_optuna()
     options = SweepOptions(
-        grid=list(grid or []), sampler=sampler, sampler_seed=sampler_seed, trials=trials, timeout=timeout, seeds=seeds,
-        objective=objective, pruner=pruner, max_flops=max_flops, max_params=max_params, out=out,
-        study_name=study_name, storage=storage, workers=workers, reuse=reuse)
+        grid=list(grid or []), sampler=sampler, sampler_seed=sampler_seed, trials=trials,
+        timeout=timeout, seeds=seeds, objective=objective, pruner=pruner, max_flops=max_flops,
+        max_params=max_params, out=out, study_name=study_name, storage=storage, workers=workers,
+        reuse=reuse)
     overrides = parse_spec_overrides(ctx.args, set_)
     # where the scalars go changes no result: checked here and kept out of the plan's checks
     # and of the study's default name, then every trial's runs get a folder in it
