@@ -387,6 +387,16 @@ def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
     assert done["wall_s"] > s["wall_s"] > 0
     assert ck["images"] == 90 * 32
     assert done["images_per_s"] == pytest.approx(ck["images"] / ck["train_s_total"])
+    # ... and which machine trained which iterations, at what speed: one segment per process
+    assert [(g["from_iter"], g["to_iter"]) for g in s["segments"]] == [(0, 44)]
+    assert [(g["from_iter"], g["to_iter"]) for g in done["segments"]] == [(0, 44), (44, 90)]
+    assert done["segments"][0] == s["segments"][0]
+    for seg in done["segments"]:
+        assert (seg["device"], seg["threads"], seg["world_size"]) == ("cpu", torch.get_num_threads(), 1)
+        assert seg["images_per_s"] > 0 and seg["started"] <= done["updated"]
+        assert seg["hardware"] and (not Path("/proc/cpuinfo").exists()
+                                    or seg["hardware"] in Path("/proc/cpuinfo").read_text())
+    assert read(tmp_path / "ref" / "summary.json")["segments"][0]["to_iter"] == 90
 
 
 def test_resume_refuses_finished_and_missing(runs, tmp_path):

@@ -34,6 +34,20 @@ def pick_device(name: str = "auto") -> torch.device:
         raise RunError(f"--device {name}: {e}") from None
 
 
+def hardware_name(device: torch.device) -> str:
+    """What computes on ``device``, for the run record: the GPU's name, else the CPU's model
+    (a throughput figure means little without it)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return f"Apple {platform.machine()} (MPS)"
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def available_memory(device: torch.device) -> int | None:
     """Bytes free for this process on ``device`` (None where it cannot be told, e.g. MPS)."""
     if device.type == "cpu":

@@ -29,7 +29,8 @@ from resdsl.train.config import (
     RECIPES, ResolvedConfig, TrainConfig, config_hash, resolve, resolve_run,
 )
 from resdsl.train.devices import (
-    Dist, autocast, available_memory, check_amp, device_name, init_distributed, memory_format, pick_device,
+    Dist, autocast, available_memory, check_amp, device_name, hardware_name, init_distributed,
+    memory_format, pick_device,
 )
 from resdsl.train.evaluate import (
     EvalResult, ResponseProbe, evaluate, evaluate_final_view, periodic_view,
@@ -100,6 +101,7 @@ class Trainer:
         self.dist: Dist = Dist()
         self.state = _State()
         self.summary: dict = {}
+        self.segment: dict | None = None       # this process's part of the run (summary's segments)
         self.in_step = False
         # summary.json is written by the loop and, when a stuck run is ended, by the stop watchdog
         self.summary_lock = threading.Lock()
@@ -194,6 +196,9 @@ class Trainer:
             "lr_drops": self.sched.drops if r.schedule == "plateau" else None,
             "hash": self.hash, "updated": record.now(),
         }
+        if self.segment is not None:
+            self._update_segment()
+            s["segments"] = self.segments
         s.update(extra)
         with self.summary_lock:
             self.summary = s
@@ -310,6 +315,7 @@ class Trainer:
         mean = self.data.mean
         if self.dist.is_main and mean is not None and not (self.out / record.INPUT_MEAN).exists():
             record.save_input_mean(self.out, mean.pixel, mean.channel)
+        self._start_segment()
         self.seg0 = time.perf_counter()
         self.write_summary("running")
         bar = Progress(r.iters, st.it, self.show if self.dist.is_main else "nothing",
@@ -338,6 +344,25 @@ class Trainer:
             if self.scalars is not None:
                 self.scalars.close()
         return result
+
+    def _start_segment(self) -> None:
+        """This process's part of the run, added to the segments of those before it (a run
+        resumed on other machines has one per machine and per start)."""
+        st = self.state
+        before = (record.read_summary(self.out) or {}) if self.resuming else {}
+        earlier = before.get("segments") if before.get("hash") == self.hash else None
+        self.segment = {"from_iter": st.it, "to_iter": st.it, "started": record.now(),
+                        "device": device_name(self.device), "hardware": hardware_name(self.device),
+                        "threads": torch.get_num_threads(), "world_size": self.dist.world,
+                        "images_per_s": None}
+        self.segments = [*(earlier if isinstance(earlier, list) else []), self.segment]
+        self.segment_start = (st.images, st.train_s_total)
+
+    def _update_segment(self) -> None:
+        st, seg = self.state, self.segment
+        images, train_s = st.images - self.segment_start[0], st.train_s_total - self.segment_start[1]
+        seg["to_iter"] = st.it
+        seg["images_per_s"] = round(images / train_s, 1) if train_s > 0 else None
 
     def _seg_end(self) -> None:
         now = time.perf_counter()
