@@ -84,10 +84,34 @@ def test_wide_runs_table_has_every_column(cifar):
     header = next(line for line in out.splitlines() if line.startswith("run "))
     assert header.split() == ["run", "kind", "spec", "dataset", "depth", "shortcut", "block",
                               "test", "params", "FLOPs", "seed", "status", "iters", "top-1",
-                              "err", "%", "top-5", "err", "%", "val", "err", "%", "wall", "budget"]
+                              "err", "%", "top-5", "err", "%", "val", "err", "%", "wall", "hardware",
+                              "budget"]
     row = next(line for line in out.splitlines() if line.startswith("runs/quick56"))
     assert {"63.77", "50.00", "20m34s", "40.8M"} <= set(row.split())
     assert row.rstrip().endswith("reduced: 2000 of 64000 iterations")
+
+
+def test_the_wide_table_and_runs_csv_say_what_trained_each_run(tmp_path):
+    """A run's summary segments name the machines that trained it, in order; a record from before
+    segments has none, and the column stays blank rather than guessing."""
+    moved = write_run(tmp_path, "runs/moved", name="cifar_resnet", depth=20, test_err=0.0836)
+    summary = json.loads((moved / "summary.json").read_text())
+    cpu = {"device": "cpu", "threads": 2, "world_size": 1}
+    summary["segments"] = [
+        {"from_iter": 0, "to_iter": 30000, "hardware": "AMD EPYC 9R14", **cpu},
+        {"from_iter": 30000, "to_iter": 41000, "hardware": "Intel(R) Xeon(R) Processor", **cpu},
+        {"from_iter": 41000, "to_iter": 52000, "hardware": "AMD EPYC 9R14", **cpu},
+        {"from_iter": 52000, "to_iter": 64000, "device": "cuda:0", "threads": 16, "world_size": 4,
+         "hardware": "NVIDIA H100 80GB HBM3"}]
+    (moved / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path, "runs/older", name="cifar_resnet", depth=20, test_err=0.09)
+    expected = ("AMD EPYC 9R14 (2 threads) + Intel(R) Xeon(R) Processor (2 threads) + "
+                "4 x NVIDIA H100 80GB HBM3")
+    out = report(tmp_path, "--wide", columns=400)
+    assert expected in next(line for line in out.splitlines() if line.startswith("runs/moved"))
+    report(tmp_path, "--out", str(tmp_path / "site"))
+    rows = {r["run_dir"]: r for r in DictReader((tmp_path / "site" / "runs.csv").open())}
+    assert rows["runs/moved"]["hardware"] == expected and rows["runs/older"]["hardware"] == ""
 
 
 def test_table6_keeps_its_last_column_at_80_columns(cifar):

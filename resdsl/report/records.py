@@ -24,7 +24,8 @@ from resdsl.text import parse_value
 COLUMNS = [
     "run_dir", "kind", "name", "dataset", "recipe", "depth", "shortcut", "block", "test_mode",
     "params", "flops", "seed", "status", "iters", "iters_full", "batch_size",
-    "test_err", "top5_err", "best_test_err", "val_err", "wall_s", "reduced", "reduced_why",
+    "test_err", "top5_err", "best_test_err", "val_err", "wall_s", "hardware", "reduced",
+    "reduced_why",
     "study", "trial", "members",
 ]
 
@@ -102,6 +103,25 @@ def other_net_label(r) -> str | None:
     name = r.name if isinstance(r.name, str) and r.name else "?"
     layers = "" if r.depth is None or pd.isna(r.depth) else f", {int(r.depth)} layers"
     return f"{name}{layers} ({block})"
+
+
+def hardware_text(segments: Any) -> str | None:
+    """What trained a run, from its summary's segments: "Intel(R) Xeon(R) Processor (2 threads)",
+    "4 x NVIDIA H100 80GB HBM3", several machines joined by " + " in the order they trained it;
+    None for records from before segments were kept. Wall times mean little without it."""
+    if not isinstance(segments, list):
+        return None
+    names: list[str] = []
+    for seg in segments:
+        if not isinstance(seg, dict) or not seg.get("hardware"):
+            continue
+        name, world = str(seg["hardware"]), _int_or_none(seg.get("world_size")) or 1
+        if seg.get("device") == "cpu" and _int_or_none(seg.get("threads")):
+            name += f" ({int(seg['threads'])} threads)"
+        text = f"{world} x {name}" if world > 1 else name
+        if text not in names:
+            names.append(text)
+    return " + ".join(names) or None
 
 
 def normalize_shortcut(value: Any) -> str | None:
@@ -239,6 +259,7 @@ def _load_one(path: Path, root: Path) -> tuple[dict, dict, dict, dict]:
         "best_test_err": _num(best.get("test_err")),
         "val_err": _num(final.get("val_err")),
         "wall_s": _num(summary.get("wall_s")),
+        "hardware": hardware_text(summary.get("segments")),
         "reduced": bool(reduced),
         "reduced_why": why or None,
         "study": sweep.get("study") if sweep else None,

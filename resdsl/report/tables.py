@@ -222,7 +222,8 @@ def _common_notes(runs: pd.DataFrame, dataset: str) -> list[str]:
 # ---------------------------------------------------------------- the tables
 
 def runs_table(runs: pd.DataFrame) -> Table:
-    """The generic table of every run: spec, params, FLOPs, errors, wall time, status, budget."""
+    """The generic table of every run: spec, params, FLOPs, errors, wall time, hardware, status,
+    budget."""
     rows = []
     for r in runs.itertuples(index=False):
         kind = r.kind
@@ -248,10 +249,11 @@ def runs_table(runs: pd.DataFrame) -> Table:
             "top-5 err %": fmt_pct(r.top5_err),
             "val err %": fmt_pct(r.val_err),
             "wall": fmt_wall(r.wall_s),
+            "hardware": _s(r.hardware),
             "budget": ("reduced: " + (_s(r.reduced_why) or "?")) if r.reduced else "full",
         })
     cols = ["run", "kind", "spec", "dataset", "depth", "shortcut", "block", "test", "params",
-            "FLOPs", "seed", "status", "iters", *ERROR_COLUMNS, "wall", "budget"]
+            "FLOPs", "seed", "status", "iters", *ERROR_COLUMNS, "wall", "hardware", "budget"]
     frame = pd.DataFrame(rows, columns=cols)
     notes = ["Errors: final evaluation of each run, percent; shortcut 'none' is a plain net."]
     nred = int(runs["reduced"].sum())
