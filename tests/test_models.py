@@ -329,6 +329,16 @@ def test_a_relative_data_dir_is_recorded_as_the_folder_it_meant(tmp_path, monkey
     assert code == 0, err
     assert json.loads(out)["top1_err"] == read(run / "summary.json")["final"]["test_err"]
     assert not (tmp_path / "cache").exists()
+    # the Python API records the same (resolve makes it absolute, not the command line)
+    monkeypatch.chdir(tmp_path / "work")
+    s = train(TrainConfig(SPEC, dict(TINY), data_dir="../data", iters=2, batch_size=16,
+                          eval_every=2), tmp_path / "api", quiet=True)
+    assert s["status"] == "completed"
+    assert read(tmp_path / "api" / "config.json")["data"]["dir"] == str(tmp_path / "data")
+    code, out, err = run_main(["train", SPEC, "--data-dir", " ", "--out", "x"], monkeypatch, capsys,
+                              tmp_path / "work")
+    assert code == 2 and "--data-dir is empty; give the data folder" in err
+    assert not (tmp_path / "work" / "x").exists()
 
 
 def test_eval_of_an_imagenet_run_in_its_view_and_another(tmp_path, monkeypatch, capsys):

@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, field, fields, make_dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from resdsl.data.names import DATASETS, TEST_MODES
@@ -213,6 +214,14 @@ def parse_warmup(value: str | None, depth: int, recipe: str, lr: float,
             "max_iters": n if iters is None else min(n, iters), "why": "requested"}
 
 
+def absolute_dir(text) -> str:
+    """'~/data/x' or '../data/x' -> the folder's absolute path: a run records where its data were,
+    and a relative path would name another folder from anywhere but where the run started."""
+    if not str(text).strip():
+        raise RunError("--data-dir is empty; give the data folder")
+    return str(Path(str(text)).expanduser().resolve())
+
+
 def resolve(cfg: TrainConfig, requires: bool = True) -> ResolvedConfig:
     """The recipe preset overridden by every non-None field of ``cfg``, the spec loaded, all
     values checked. Raises ``RunError`` (or ``SpecError`` for the spec) on nonsense.
@@ -220,6 +229,8 @@ def resolve(cfg: TrainConfig, requires: bool = True) -> ResolvedConfig:
     from resdsl.spec.analysis import summarize
     from resdsl.spec import load_network
 
+    if cfg.data_dir is not None:
+        cfg = replace(cfg, data_dir=absolute_dir(cfg.data_dir))
     recipe = _choice("recipe", cfg.recipe, tuple(RECIPES))
     preset = RECIPES[recipe]
     data = _choice("data set", cfg.data if cfg.data is not None else preset["data"], DATASETS)

@@ -34,14 +34,6 @@ def parse_milestones(text: str | None) -> list[int] | None:
                        "e.g. 32000,48000") from None
 
 
-def absolute_dir(text: str) -> str:
-    """'~/data/x' or '../data/x' -> the absolute path: a run records where its data were, and a
-    relative path would mean another folder from anywhere but where it was started."""
-    import os
-
-    return os.path.abspath(os.path.expanduser(text)) if text.strip() else text
-
-
 def _parse_input(text: str | None) -> tuple | None:
     from resdsl.spec import parse_input_shape
 
@@ -88,8 +80,7 @@ FIELDS: tuple[Field, ...] = (
     Field("data", str, None, "--data", "Data set (default: the recipe's).",
           record="data", hashed=True, choices=DATASETS),
     Field("data_dir", str, None, "--data-dir",
-          "Data folder (CIFAR-10 batches, or ImageNet train/ and val/).", metavar="DIR",
-          parse=absolute_dir),
+          "Data folder (CIFAR-10 batches, or ImageNet train/ and val/).", metavar="DIR"),
     Field("iters", int, None, "--iters", "Training iterations (cifar: 64000).", metavar="N",
           record="iters", hashed=True),
     Field("epochs", float, None, "--epochs", "Training length in epochs instead of --iters.",
