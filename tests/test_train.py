@@ -353,30 +353,36 @@ def test_sigint_checkpoints_interrupted_and_resumes(tmp_path):
     assert ck["iter"] == s["iters_done"] > 0
 
 
-def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
-    """A KeyboardInterrupt at an iteration boundary (not at an evaluation) resumes exactly."""
+def interrupt_before(iteration: int, cfg, out: Path, monkeypatch) -> dict:
+    """Train ``cfg`` into ``out`` and stop it as Ctrl-C would just before ``iteration`` (at an
+    iteration boundary); returns the interrupted run's summary."""
     from resdsl.train import signals
 
-    train(tiny(iters=90, eval_every=30), tmp_path / "ref", quiet=True)
-
     class FakeStop(signals.StopFlag):
-        """The signal handler's flag, reading "hit" at the 45th check (before iteration 45)."""
+        """The signal handler's flag, reading "hit" at the iteration-th check."""
 
         reads = 0
 
         @property
         def hit(self):
             FakeStop.reads += 1
-            return "SIGINT" if FakeStop.reads == 45 else None
+            return "SIGINT" if FakeStop.reads == iteration else None
 
         @hit.setter
         def hit(self, value):
             pass
 
-    monkeypatch.setattr(signals, "StopFlag", FakeStop)
-    with pytest.raises(KeyboardInterrupt):
-        train(tiny(iters=90, eval_every=30), tmp_path / "b", quiet=True)
-    monkeypatch.undo()
+    with monkeypatch.context() as m:
+        m.setattr(signals, "StopFlag", FakeStop)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, out, quiet=True)
+    return read(out / "summary.json")
+
+
+def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
+    """A KeyboardInterrupt at an iteration boundary (not at an evaluation) resumes exactly."""
+    train(tiny(iters=90, eval_every=30), tmp_path / "ref", quiet=True)
+    interrupt_before(45, tiny(iters=90, eval_every=30), tmp_path / "b", monkeypatch)
     s = read(tmp_path / "b" / "summary.json")
     assert s["status"] == "interrupted" and s["iters_done"] == 44
     done = resume(tmp_path / "b", quiet=True)
@@ -394,9 +400,34 @@ def test_interrupt_and_resume_in_process_is_exact(tmp_path, monkeypatch):
     for seg in done["segments"]:
         assert (seg["device"], seg["threads"], seg["world_size"]) == ("cpu", torch.get_num_threads(), 1)
         assert seg["images_per_s"] > 0 and seg["started"] <= done["updated"]
-        assert seg["hardware"] and (not Path("/proc/cpuinfo").exists()
-                                    or seg["hardware"] in Path("/proc/cpuinfo").read_text())
+        cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+        assert seg["hardware"] and ("model name" not in cpuinfo or seg["hardware"] in cpuinfo)
     assert read(tmp_path / "ref" / "summary.json")["segments"][0]["to_iter"] == 90
+
+
+def test_segments_of_a_record_from_before_them_and_of_redone_work(tmp_path, monkeypatch):
+    """Resuming a run whose summary has no segments (recorded before they were kept) starts them
+    with its iterations so far, hardware unknown; a segment that got past the checkpoint (work
+    lost to a kill) is cut back to it, since the resumed process trains those iterations again."""
+    from resdsl.report.records import hardware_text
+
+    first = interrupt_before(45, tiny(iters=60, eval_every=30), tmp_path / "a", monkeypatch)
+    assert first["iters_done"] == 44
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    del first["segments"]                                  # a -> a record from before segments
+    (tmp_path / "a" / "summary.json").write_text(json.dumps(first))
+    done = resume(tmp_path / "a", quiet=True)
+    unrecorded, this = done["segments"]
+    assert unrecorded == {"from_iter": 0, "to_iter": 44, "hardware": None}
+    assert (this["from_iter"], this["to_iter"], this["device"]) == (44, 60, "cpu")
+    assert hardware_text(done["segments"]) == f"unrecorded + {this['hardware']} ({this['threads']} threads)"
+
+    b = read(tmp_path / "b" / "summary.json")               # b: the process got to 52, then died
+    b["segments"][0]["to_iter"] = 52
+    b["segments"].append(dict(b["segments"][0], from_iter=52, to_iter=55))
+    (tmp_path / "b" / "summary.json").write_text(json.dumps(b))
+    done = resume(tmp_path / "b", quiet=True)
+    assert [(g["from_iter"], g["to_iter"]) for g in done["segments"]] == [(0, 44), (44, 60)]
 
 
 def test_resume_refuses_finished_and_missing(runs, tmp_path):

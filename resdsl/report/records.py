@@ -24,9 +24,8 @@ from resdsl.text import parse_value
 COLUMNS = [
     "run_dir", "kind", "name", "dataset", "recipe", "depth", "shortcut", "block", "test_mode",
     "params", "flops", "seed", "status", "iters", "iters_full", "batch_size",
-    "test_err", "top5_err", "best_test_err", "val_err", "wall_s", "hardware", "reduced",
-    "reduced_why",
-    "study", "trial", "members",
+    "test_err", "top5_err", "best_test_err", "val_err", "wall_s", "reduced", "reduced_why",
+    "study", "trial", "members", "hardware",
 ]
 
 COMPLETED = "completed"
@@ -107,18 +106,24 @@ def other_net_label(r) -> str | None:
 
 def hardware_text(segments: Any) -> str | None:
     """What trained a run, from its summary's segments: "Intel(R) Xeon(R) Processor (2 threads)",
-    "4 x NVIDIA H100 80GB HBM3", several machines joined by " + " in the order they trained it;
-    None for records from before segments were kept. Wall times mean little without it."""
+    "4 x NVIDIA H100 80GB HBM3", several machines joined by " + " in the order they trained it,
+    "unrecorded" for iterations trained before segments were kept; None for records with no
+    segments at all. Wall times mean little without it."""
     if not isinstance(segments, list):
         return None
     names: list[str] = []
     for seg in segments:
-        if not isinstance(seg, dict) or not seg.get("hardware"):
+        if not isinstance(seg, dict):
             continue
-        name, world = str(seg["hardware"]), _int_or_none(seg.get("world_size")) or 1
-        if seg.get("device") == "cpu" and _int_or_none(seg.get("threads")):
-            name += f" ({int(seg['threads'])} threads)"
-        text = f"{world} x {name}" if world > 1 else name
+        if not seg.get("hardware"):
+            text = "unrecorded"
+        else:
+            text, world = str(seg["hardware"]), _int_or_none(seg.get("world_size")) or 1
+            threads = _int_or_none(seg.get("threads"))
+            if seg.get("device") == "cpu" and threads:
+                text += f" ({threads} threads)"
+            if world > 1:
+                text = f"{world} x {text}"
         if text not in names:
             names.append(text)
     return " + ".join(names) or None

@@ -198,7 +198,7 @@ class Trainer:
         }
         if self.segment is not None:
             self._update_segment()
-            s["segments"] = self.segments
+            s["segments"] = [dict(seg) for seg in self.segments]   # a snapshot, as the rest
         s.update(extra)
         with self.summary_lock:
             self.summary = s
@@ -347,15 +347,25 @@ class Trainer:
 
     def _start_segment(self) -> None:
         """This process's part of the run, added to the segments of those before it (a run
-        resumed on other machines has one per machine and per start)."""
+        resumed on other machines has one per machine and per start). Resumed from a checkpoint
+        behind where an earlier segment got (a kill, a stop inside an iteration), that segment is
+        cut back to the checkpoint: the work after it is done again here. Iterations trained
+        before segments were recorded are one segment whose hardware is unknown (None)."""
         st = self.state
         before = (record.read_summary(self.out) or {}) if self.resuming else {}
         earlier = before.get("segments") if before.get("hash") == self.hash else None
+        kept = []
+        for seg in earlier if isinstance(earlier, list) else []:
+            if isinstance(seg, dict) and isinstance(seg.get("from_iter"), int) \
+                    and seg["from_iter"] < st.it:
+                kept.append({**seg, "to_iter": min(int(seg.get("to_iter") or 0), st.it)})
+        if st.it > 0 and not kept:
+            kept = [{"from_iter": 0, "to_iter": st.it, "hardware": None}]
         self.segment = {"from_iter": st.it, "to_iter": st.it, "started": record.now(),
                         "device": device_name(self.device), "hardware": hardware_name(self.device),
                         "threads": torch.get_num_threads(), "world_size": self.dist.world,
                         "images_per_s": None}
-        self.segments = [*(earlier if isinstance(earlier, list) else []), self.segment]
+        self.segments = [*kept, self.segment]
         self.segment_start = (st.images, st.train_s_total)
 
     def _update_segment(self) -> None:
