@@ -429,6 +429,14 @@ def test_segments_of_a_record_from_before_them_and_of_redone_work(tmp_path, monk
     done = resume(tmp_path / "b", quiet=True)
     assert [(g["from_iter"], g["to_iter"]) for g in done["segments"]] == [(0, 44), (44, 60)]
 
+    # c: segments begun in the middle of a run (its first process kept none): the rest before them
+    c = interrupt_before(21, tiny(iters=60, eval_every=30), tmp_path / "c", monkeypatch)
+    c["segments"] = [dict(c["segments"][0], from_iter=12)]
+    (tmp_path / "c" / "summary.json").write_text(json.dumps(c))
+    done = resume(tmp_path / "c", quiet=True)
+    assert [(g["from_iter"], g["to_iter"], g["hardware"] is None) for g in done["segments"]] == [
+        (0, 12, True), (12, 20, False), (20, 60, False)]
+
 
 def test_resume_refuses_finished_and_missing(runs, tmp_path):
     with pytest.raises(RunError, match="completed"):

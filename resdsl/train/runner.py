@@ -350,7 +350,8 @@ class Trainer:
         resumed on other machines has one per machine and per start). Resumed from a checkpoint
         behind where an earlier segment got (a kill, a stop inside an iteration), that segment is
         cut back to the checkpoint: the work after it is done again here. Iterations trained
-        before segments were recorded are one segment whose hardware is unknown (None)."""
+        before segments were recorded (the first segment does not start at 0) are one segment
+        whose hardware is unknown (None)."""
         st = self.state
         before = (record.read_summary(self.out) or {}) if self.resuming else {}
         earlier = before.get("segments") if before.get("hash") == self.hash else None
@@ -359,8 +360,9 @@ class Trainer:
             if isinstance(seg, dict) and isinstance(seg.get("from_iter"), int) \
                     and seg["from_iter"] < st.it:
                 kept.append({**seg, "to_iter": min(int(seg.get("to_iter") or 0), st.it)})
-        if st.it > 0 and not kept:
-            kept = [{"from_iter": 0, "to_iter": st.it, "hardware": None}]
+        first = kept[0]["from_iter"] if kept else st.it
+        if first > 0:
+            kept.insert(0, {"from_iter": 0, "to_iter": first, "hardware": None})
         self.segment = {"from_iter": st.it, "to_iter": st.it, "started": record.now(),
                         "device": device_name(self.device), "hardware": hardware_name(self.device),
                         "threads": torch.get_num_threads(), "world_size": self.dist.world,
