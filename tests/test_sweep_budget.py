@@ -512,3 +512,13 @@ def test_sampler_seed_is_refused_where_nothing_is_drawn(spec, tmp_path, capsys):
         code, out, err = run_cli(["sweep", spec, *args, *FAST, "--out", tmp_path / "x"], capsys)
         assert code == 2 and message in err and "Traceback" not in err, err
         assert not (tmp_path / "x").exists()
+    # a study keeps the way it was drawn: continued unseeded or with another seed, it refuses
+    sweep(spec, "--sampler", "random", "--sampler-seed", 5, "--trials", 1, *FAST, "--study", "s",
+          "--out", tmp_path / "s")
+    for extra, now in [([], "unseeded"), (["--sampler-seed", "6"], "with --sampler-seed 6")]:
+        code, out, err = run_cli(["sweep", spec, "--sampler", "random", "--trials", "2", *extra,
+                                  *FAST, "--study", "s", "--out", tmp_path / "s"], capsys)
+        assert code == 2, err
+        assert (f"study 's' in sqlite:///{tmp_path / 's' / 'study.db'} was sampled with "
+                f"--sampler-seed 5, this sweep {now}; give the study's") in err
+    assert len(load(tmp_path / "s").trials) == 1

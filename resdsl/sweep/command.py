@@ -27,7 +27,7 @@ def sweep_command(
     sampler: Optional[str] = typer.Option(None, "--sampler", metavar=choices_metavar(SAMPLERS), autocompletion=complete_choices(SAMPLERS),
         help="How trials are chosen (default: grid with --grid, else tpe)."),
     sampler_seed: Optional[int] = typer.Option(None, "--sampler-seed", metavar="S",
-        help="Seed the tpe/random draws (trial k from S and k): one worker repeats the study design for design; several workers and machines still draw different designs. A seeded search is a study of its own."),
+        help="Seed the tpe/random draws (trial k from S and k): one worker on the same CPU repeats the study design for design; several workers and machines still draw different designs. A seeded search is a study of its own."),
     trials: Optional[int] = typer.Option(None, "--trials", metavar="N", help="Designs to train (tpe/random: required unless --timeout; grid: at most N points). Designs rejected by --max-flops/--max-params do not count."),
     timeout: Optional[float] = typer.Option(None, "--timeout", metavar="SECONDS", help="Start no new trial after this many seconds."),
     seeds: int = typer.Option(1, "--seeds", metavar="K", help="Train every configuration with seeds 0..K-1 (mean±std in the table)."),

@@ -15,8 +15,10 @@ How trials are scheduled (why no grid point is trained twice and none is lost):
   new trial while the study has fewer than --trials designs that count; it counts and asks
   under the same lock, so two workers never both make the last one.
 - Under --sampler-seed S, the sampler that draws trial k's design is seeded from (S, k)
-  (``trial_seed``): trial numbers are unique in a study, so workers never share a seed, and one
-  worker repeats a study draw for draw.
+  (``trial_seed``): trial numbers are unique in a study, so workers never share a seed. One
+  worker whose trainings repeat bit for bit (the same CPU) repeats the study draw for draw;
+  a retried trial takes a new number, and TPE past its random start-up learns from results
+  in the order they arrive, so several workers, or a sweep interrupted and retried, may not.
 - Where a server storage has no such lock (MySQL) and two machines queue the same point at the
   same moment, the later trial is recorded PRUNED as "duplicate" when popped.
 
@@ -262,13 +264,22 @@ def open_study(plan: SweepPlan, storage, create: bool):
         study.set_user_attr("resdsl", {
             "objective": plan.objective.metrics, "spec": plan.spec, "fixed": plan.fixed,
             "train": plan.train, "sampler": plan.sampler, "space": plan.space.describe(),
-            "seeds": plan.space.seeds, "out": plan.out})
+            "seeds": plan.space.seeds, "out": plan.out, "sampler_seed": plan.sampler_seed})
         with contextlib.suppress(Exception):
             study.set_metric_names(list(plan.objective.metrics))
     elif meta.get("objective") != plan.objective.metrics:
         raise SweepError(f"study {plan.study_name!r} in {plan.storage} optimises "
                          f"{','.join(meta.get('objective') or [])}, not "
                          f"{','.join(plan.objective.metrics)}; choose another --study or --out")
+    elif plan.sampler != "grid" and meta.get("sampler_seed") != plan.sampler_seed:
+        # one study, one way of drawing: a seeded search continued unseeded (or with another
+        # seed) would no longer be the search its seed repeats
+        def how(seed):
+            return "unseeded" if seed is None else f"with --sampler-seed {seed}"
+
+        raise SweepError(f"study {plan.study_name!r} in {plan.storage} was sampled "
+                         f"{how(meta.get('sampler_seed'))}, this sweep {how(plan.sampler_seed)}; "
+                         "give the study's, or choose another --study or --out")
     return study
 
 
@@ -874,6 +885,8 @@ def pop_trial(study, storage, plan: SweepPlan):
         try:
             # the storage's WAITING -> RUNNING succeeds for one caller only
             if storage.set_trial_state_values(tid, state=TrialState.RUNNING):
+                if plan.sampler_seed is not None:    # whatever a queued trial leaves to draw
+                    study.sampler = make_sampler(plan, t.number)
                 # study.ask() also pops the queue, but makes a new trial when it is empty (an
                 # extra grid point); the public Trial class has no other way to run this one.
                 return optuna.Trial(study, tid)
