@@ -263,11 +263,13 @@ def test_killed_sweep_is_resumed_on_rerun(work):
 
 def test_ctrl_c_keeps_the_study_and_the_rerun_continues(work):
     """SIGINT mid-trial: exit 130, the trial FAILs as interrupted (its run checkpointed), the
-    queued point stays queued; the re-run retries the interrupted trial from its checkpoint."""
+    queued point stays queued; the re-run retries the interrupted trial from its checkpoint.
+    The sweep starts with SIGINT ignored, as `resdsl sweep ... &` from a script does (and as CI
+    runners started that way pass on to every test): it must stop all the same."""
     out = work / "sigint"
     args = [work / "tiny.net", "--grid", "n=1,2", "--data", "synthetic", "--device", "cpu",
             "--batch-size", "16", "--iters", "150", "--eval-every", "10", "--out", out, "--no-reuse"]
-    p = _cli(*args)
+    p = _cli(*args, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.time() + 120
     while time.time() < deadline and p.poll() is None and not list(out.glob("runs/t0000-*/checkpoint.pt")):
         time.sleep(0.05)

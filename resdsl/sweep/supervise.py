@@ -13,6 +13,7 @@ import json
 import signal
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -93,6 +94,10 @@ def run_workers(plan, deadline: float | None, start_workers, err_console) -> boo
     workers, which record their trials as interrupted; it is re-raised once they are done."""
     from resdsl.sweep.study import EXIT_NO_ADMISSIBLE
 
+    # a sweep started in the background by a script inherits SIGINT ignored (POSIX shells do
+    # that to `cmd &`): Ctrl-C or `kill -INT` should still stop it cleanly, as it stops a train
+    main = threading.current_thread() is threading.main_thread()   # only it may set handlers
+    old_sigint = signal.signal(signal.SIGINT, signal.default_int_handler) if main else None
     procs = start_workers(plan, deadline, plan.workers)
     replacements = 0
     gave_up = False
@@ -127,6 +132,9 @@ def run_workers(plan, deadline: float | None, start_workers, err_console) -> boo
             except Exception:
                 p.terminate()
         raise
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, old_sigint)
     return gave_up
 
 
