@@ -27,6 +27,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+from resdsl.machine import cpu_model
+
 BASELINE = "python -c 'import torch'"
 
 
@@ -60,16 +62,6 @@ def run_once(argv: list[str], env: dict, cwd: str) -> tuple[float, float]:
     if code != 0:
         sys.exit(f"{' '.join(argv)} failed with exit code {code}")
     return wall, usage.ru_utime + usage.ru_stime
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:

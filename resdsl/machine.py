@@ -1,10 +1,24 @@
-"""What this machine can hold: memory available to this process, without importing torch."""
+"""What this machine is and can hold: its CPU model, memory available to this process; without
+importing torch."""
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 from .errors import ResdslError
+
+
+def cpu_model() -> str:
+    """The CPU's model name ("Intel(R) Xeon(R) Processor"), for run records and benchmarks."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):          # x86 (ARM's cpuinfo has none)
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _meminfo_available() -> int | None:

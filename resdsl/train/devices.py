@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from resdsl.errors import RunError
-from resdsl.machine import available_host_memory
+from resdsl.machine import available_host_memory, cpu_model
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,12 +41,7 @@ def hardware_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     if device.type == "mps":
         return f"Apple {platform.machine()} (MPS)"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8",
-                                            errors="replace") as cpuinfo:
-        for line in cpuinfo:
-            if line.startswith("model name"):          # x86 (ARM's cpuinfo has none)
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
+    return cpu_model()
 
 
 def available_memory(device: torch.device) -> int | None:

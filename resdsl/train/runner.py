@@ -102,6 +102,7 @@ class Trainer:
         self.state = _State()
         self.summary: dict = {}
         self.segment: dict | None = None       # this process's part of the run (summary's segments)
+        self.segments: list[dict] = []         # the run's segments, this one last
         self.in_step = False
         # summary.json is written by the loop and, when a stuck run is ended, by the stop watchdog
         self.summary_lock = threading.Lock()
